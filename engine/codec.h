@@ -38,6 +38,12 @@ void vs__codec_free(struct vs__codec *c);
 int vs__codec_decode_event(struct vs__codec *c, const void *buf, size_t len, struct vs_event *ev,
                            char *why, size_t whylen);
 
+/* The same, with the strings copied into a caller-owned buffer (*strbuf of *strcap bytes, grown
+ * with realloc when too small), so that several decoded events can live at once. */
+int vs__codec_decode_event_buf(struct vs__codec *c, const void *buf, size_t len,
+                               struct vs_event *ev, char **strbuf, size_t *strcap, char *why,
+                               size_t whylen);
+
 /*
  * Check a decoded event against the schema's rules beyond types: non-empty user_id, quantity
  * >= 0, finite price and amount, ts from the year 2000 on and (when now_ms > 0, live mode) at

@@ -34,11 +34,18 @@ struct vs__section_desc {
     int (*upgrade)(uint32_t from_version, const void *old, size_t old_len, void *section);
 };
 
+/* The longest customer id the store keeps (records and timers); longer ids are VS_EINVAL, so
+ * the decoder should dead-letter them. */
+#define VS__STORE_USER_ID_MAX 256
+
 struct vs__store_options {
     size_t cache_bytes;          /* budget of the customer cache, in bytes */
-    size_t rocksdb_cache_bytes;  /* RocksDB block cache */
+    size_t rocksdb_cache_bytes;  /* RocksDB block cache (index and filter blocks included);
+                                    0 = 32 MiB */
     int read_only;               /* for `valuestream inspect`: open for reading only */
     int create_if_missing;       /* 0 for inspect: a missing directory is an error */
+    int no_sync;                 /* 1: a commit does not fsync the WAL (survives a process
+                                    crash, not a machine crash) */
 };
 
 struct vs__store;
@@ -114,9 +121,19 @@ struct vs__store_stats {
 };
 void vs__store_stats(struct vs__store *st, struct vs__store_stats *out);
 
-/* Every stored (topic, partition) offset and watermark, for `inspect --stats`. */
+/* Every stored (topic, partition) offset and watermark, for `inspect --stats`, sorted by topic
+ * then partition; next_offset is -1 for a partition with only a watermark. */
 typedef void (*vs__store_offset_fn)(void *arg, const char *topic, int32_t partition,
                                     int64_t next_offset, int has_watermark, int64_t watermark);
 void vs__store_foreach_offset(struct vs__store *st, vs__store_offset_fn fn, void *arg);
+
+/* Exact number of committed customer records and their key + value bytes: a full scan of the
+ * customers column family, for `inspect --stats`. */
+int vs__store_count_customers(struct vs__store *st, uint64_t *records, uint64_t *bytes);
+
+/* The section layout version each operator last opened the store with (meta "section/<name>",
+ * informational: every record carries its own versions). */
+typedef void (*vs__store_section_fn)(void *arg, const char *name, uint32_t version);
+void vs__store_foreach_section_version(struct vs__store *st, vs__store_section_fn fn, void *arg);
 
 #endif

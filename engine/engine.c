@@ -1,0 +1,1117 @@
+/*
+ * The engine (see engine.h).
+ *
+ * Everything here runs on the libuv loop thread: librdkafka's threads only do network I/O and
+ * wake the loop through the source's and the sink's queue pipes. One "pump" moves fetched
+ * records into per-partition buffers and processes as many events as the deterministic order
+ * allows: the next event is the smallest (ts, partition) among the partitions' heads, and a
+ * partition with nothing buffered holds the others back unless it is at its end or, in live
+ * mode, idle past idle.timeout.ms. So the events processed before any commit are a prefix of one
+ * order that depends only on the data, and a replay from the committed offsets continues it.
+ *
+ * A commit writes the next offset of every partition, the watermarks, the operators' model
+ * deltas, the timers and every dirty customer in one RocksDB WriteBatch, but only after every
+ * output produced so far has been acknowledged by the broker.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include <valuestream/error.h>
+#include <valuestream/operator.h>
+
+#include "codec.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "registry.h"
+#include "sink.h"
+#include "source.h"
+#include "store.h"
+
+const struct vs_config_key vs__engine_config[] = {
+    {"state.dir", VS_CONFIG_STRING, "./valuestream-state", "directory of the RocksDB state store"},
+    {"state.cache.mb", VS_CONFIG_INT, "256", "budget of the customer cache, MiB"},
+    {"state.rocksdb.cache.mb", VS_CONFIG_INT, "32", "RocksDB block cache, MiB"},
+    {"commit.interval.ms", VS_CONFIG_INT, "100", "commit at least this often (wall clock)"},
+    {"commit.interval.events", VS_CONFIG_INT, "200000", "commit at least every N events"},
+    {"allowed.lateness.ms", VS_CONFIG_INT, "0",
+     "a partition's watermark is its largest ts minus this"},
+    {"idle.timeout.ms", VS_CONFIG_INT, "10",
+     "live mode: a partition with nothing fetched for this long no longer holds the others back, "
+     "and its watermark follows the wall clock"},
+    {"processing.order", VS_CONFIG_STRING, "event",
+     "event: deterministic merge by (ts, partition, offset); arrival: lowest latency"},
+    {"max.record.bytes", VS_CONFIG_INT, "1048576", "larger input records are dead-lettered"},
+    {"batch.size", VS_CONFIG_INT, "5000", "events processed per loop turn at most"},
+    {"serde.format", VS_CONFIG_STRING, "avro",
+     "avro: plain Avro binary; confluent: magic byte, 4-byte schema id, Avro"},
+    {"serde.schema.id.shop_event", VS_CONFIG_INT, "1", "Confluent schema id of shop_event"},
+    {"serde.schema.id.user_profile", VS_CONFIG_INT, "2", "Confluent schema id of user_profile"},
+    {"serde.schema.id.recommendation", VS_CONFIG_INT, "3",
+     "Confluent schema id of recommendation"},
+    {"serde.schema.id.churn_alert", VS_CONFIG_INT, "4", "Confluent schema id of churn_alert"},
+    {"serde.schema.id.fraud_alert", VS_CONFIG_INT, "5", "Confluent schema id of fraud_alert"},
+    {"operators", VS_CONFIG_STRING, "value,churn,profile,recommend,fraud",
+     "operators to run, comma-separated (state sections of the others are kept)"},
+    {"seed", VS_CONFIG_INT, "42", "seed of every random choice of the operators"},
+    {"log.level", VS_CONFIG_STRING, "info", "error, warn, info or debug"},
+    {"metrics.file", VS_CONFIG_STRING, "", "write the final metrics as JSON to this file"},
+    {"progress.interval.ms", VS_CONFIG_INT, "500", "refresh of the live progress line"},
+    {"startup.timeout.ms", VS_CONFIG_INT, "15000",
+     "give up when no broker answers or the input topic is missing for this long at start"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* ==== Operator host: environment, context, jobs ==== */
+
+struct vs__engine;
+
+struct vs_env {
+    struct vs__engine *engine;
+    int op;
+    const struct vs_config *cfg;
+    struct vs__metrics *metrics;
+    struct vs__store *store;
+    uv_loop_t *loop;
+};
+
+struct vs_checkpoint {
+    struct vs__store *store;
+    const char *op_name;
+};
+
+struct vs_ctx {
+    struct vs__engine *engine;
+    int op;
+    struct vs__customer *customer;
+    const char *user;
+    struct vs__partition *partition;
+    int64_t offset;
+    int64_t ts;
+    int late;
+    int is_timer;
+    int64_t timer_fire;
+    uint32_t timer_tag;
+};
+
+struct vs__op_slot {
+    const struct vs_operator *op;
+    void *self;
+    int enabled;
+    int section; /* index of its section in the customer record, -1 for none */
+    struct vs_env env;
+    int64_t *m_errors;
+};
+
+struct vs__engine {
+    const struct vs_config *cfg;
+    struct vs__engine_run_options opts;
+    uv_loop_t loop;
+    struct vs__source *source;
+    struct vs__sink *sink;
+    struct vs__codec *codec;
+    struct vs__store *store;
+    struct vs__metrics *metrics, *own_metrics;
+    struct vs__op_slot ops[16];
+    int nops;
+    const char *topic;
+
+    int64_t lateness, idle_timeout, batch, max_record, commit_events;
+    int arrival_order, live;
+
+    uv_timer_t commit_timer, wake_timer, progress_timer;
+    uv_idle_t more;
+    uv_signal_t sigint, sigterm;
+    int more_active;
+
+    int64_t since_commit;
+    int assigned_once;
+    int draining, stopped;
+    int failed;
+    char errbuf[512];
+
+    int64_t *m_processed, *m_late, *m_fired, *m_commits, *m_deadletters;
+    uint64_t progress_last_ms;
+    int64_t progress_last_events;
+
+    char idbuf[512];
+    char timer_user[512];
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *vs_ctx_user(const struct vs_ctx *ctx)
+{
+    return ctx->user;
+}
+
+int64_t vs_ctx_watermark(const struct vs_ctx *ctx)
+{
+    return ctx->partition && ctx->partition->has_watermark ? ctx->partition->watermark : INT64_MIN;
+}
+
+int32_t vs_ctx_partition(const struct vs_ctx *ctx)
+{
+    return ctx->partition ? ctx->partition->id : -1;
+}
+
+int64_t vs_ctx_offset(const struct vs_ctx *ctx)
+{
+    return ctx->is_timer ? -1 : ctx->offset;
+}
+
+int vs_ctx_is_late(const struct vs_ctx *ctx)
+{
+    return ctx->late;
+}
+
+const void *vs_ctx_section(const struct vs_ctx *ctx, const char *operator_name)
+{
+    int i = vs__operator_index(operator_name);
+    if (i < 0 || ctx->engine->ops[i].section < 0 || !ctx->customer) {
+        return NULL;
+    }
+    return vs__customer_section(ctx->customer, ctx->engine->ops[i].section);
+}
+
+avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out)
+{
+    return vs__codec_output_begin(ctx->engine->codec, out);
+}
+
+int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key)
+{
+    struct vs__engine *e = ctx->engine;
+    const void *buf;
+    size_t len;
+    int rc = vs__codec_output_encode(e->codec, out, &buf, &len);
+    if (rc) {
+        vs_log(VS_LOG_ERROR, "operator %s: cannot encode a %s record", e->ops[ctx->op].op->name,
+               vs_output_kind(out));
+        return rc;
+    }
+    if (ctx->is_timer) {
+        snprintf(e->idbuf, sizeof(e->idbuf), "timer/%s/%" PRId64 "/%s.%u/%s", ctx->user,
+                 ctx->timer_fire, e->ops[ctx->op].op->name, ctx->timer_tag, vs_output_kind(out));
+    } else {
+        snprintf(e->idbuf, sizeof(e->idbuf), "%s/%d/%" PRId64 "/%s", e->topic,
+                 (int)ctx->partition->id, ctx->offset, vs_output_kind(out));
+    }
+    return vs__sink_produce(e->sink, (int)out, key, strlen(key), buf, len, ctx->ts, e->idbuf,
+                            vs_output_kind(out));
+}
+
+int vs_timer_set(struct vs_ctx *ctx, int64_t fire_ts, uint32_t tag)
+{
+    if (!ctx->partition) {
+        return VS_EINVAL;
+    }
+    int rc = vs__store_timer_set(ctx->engine->store, ctx->partition->id, fire_ts, ctx->user,
+                                 (uint8_t)ctx->op, tag);
+    if (rc == 0 && fire_ts < ctx->partition->next_timer) {
+        ctx->partition->next_timer = fire_ts;
+    }
+    return rc;
+}
+
+int vs_timer_cancel(struct vs_ctx *ctx, int64_t fire_ts, uint32_t tag)
+{
+    if (!ctx->partition) {
+        return VS_EINVAL;
+    }
+    return vs__store_timer_cancel(ctx->engine->store, ctx->partition->id, fire_ts, ctx->user,
+                                  (uint8_t)ctx->op, tag);
+}
+
+const struct vs_config *vs_env_config(const struct vs_env *env)
+{
+    return env->cfg;
+}
+
+int64_t *vs_env_counter(struct vs_env *env, const char *name)
+{
+    static int64_t sink_counter;
+    int64_t *c = vs__metrics_counter(env->metrics, name);
+    return c ? c : &sink_counter;
+}
+
+double *vs_env_gauge(struct vs_env *env, const char *name)
+{
+    static double sink_gauge;
+    double *g = vs__metrics_gauge(env->metrics, name);
+    return g ? g : &sink_gauge;
+}
+
+static void model_key(char *buf, size_t len, const char *op, const char *key)
+{
+    snprintf(buf, len, "%s/%s", op, key);
+}
+
+int vs_model_get(struct vs_env *env, const char *key, void **val, size_t *len)
+{
+    char k[512];
+    if (!env->store) {
+        return VS_ENOTFOUND;
+    }
+    model_key(k, sizeof(k), vs__operators[env->op]->name, key);
+    return vs__store_model_get(env->store, k, val, len);
+}
+
+int vs_checkpoint_put(struct vs_checkpoint *cp, const char *key, const void *val, size_t len)
+{
+    char k[512];
+    model_key(k, sizeof(k), cp->op_name, key);
+    return vs__store_model_put(cp->store, k, val, len);
+}
+
+int vs_checkpoint_delete(struct vs_checkpoint *cp, const char *key)
+{
+    char k[512];
+    model_key(k, sizeof(k), cp->op_name, key);
+    return vs__store_model_delete(cp->store, k);
+}
+
+/*
+ * Background jobs. The work runs on the libuv thread pool; the loop thread waits for it at a
+ * point the operator chooses. uv_queue_work's after-callback also runs on the loop thread, so
+ * whichever of vs_job_wait() and that callback comes second frees the job.
+ */
+struct vs_job {
+    uv_work_t req;
+    void (*work)(void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, waited, after_ran;
+};
+
+static void job_work(uv_work_t *req)
+{
+    struct vs_job *job = req->data;
+    job->work(job->arg);
+    pthread_mutex_lock(&job->mu);
+    job->done = 1;
+    pthread_cond_signal(&job->cv);
+    pthread_mutex_unlock(&job->mu);
+}
+
+static void job_free(struct vs_job *job)
+{
+    pthread_mutex_destroy(&job->mu);
+    pthread_cond_destroy(&job->cv);
+    free(job);
+}
+
+static void job_after(uv_work_t *req, int status)
+{
+    struct vs_job *job = req->data;
+    job->after_ran = 1;
+    if (job->waited) {
+        job_free(job);
+    }
+}
+
+struct vs_job *vs_job_submit(struct vs_env *env, void (*work)(void *arg), void *arg)
+{
+    struct vs_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        return NULL;
+    }
+    job->work = work;
+    job->arg = arg;
+    job->req.data = job;
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cv, NULL);
+    if (!env || !env->loop || uv_queue_work(env->loop, &job->req, job_work, job_after)) {
+        work(arg);
+        job->done = 1;
+        job->after_ran = 1;
+    }
+    return job;
+}
+
+int vs_job_done(struct vs_job *job)
+{
+    pthread_mutex_lock(&job->mu);
+    int done = job->done;
+    pthread_mutex_unlock(&job->mu);
+    return done;
+}
+
+void vs_job_wait(struct vs_job *job)
+{
+    pthread_mutex_lock(&job->mu);
+    while (!job->done) {
+        pthread_cond_wait(&job->cv, &job->mu);
+    }
+    pthread_mutex_unlock(&job->mu);
+    job->waited = 1;
+    if (job->after_ran) {
+        job_free(job);
+    }
+}
+
+/* ==== Config tables ==== */
+
+const struct vs_config_key *const *vs__engine_config_tables(int *ntables)
+{
+    static const struct vs_config_key *tables[24];
+    int n = 0;
+    tables[n++] = vs__source_config;
+    tables[n++] = vs__sink_config;
+    tables[n++] = vs__engine_config;
+    for (int i = 0; i < vs__operator_count && n < 24; i++) {
+        if (vs__operators[i]->config) {
+            tables[n++] = vs__operators[i]->config;
+        }
+    }
+    *ntables = n;
+    return tables;
+}
+
+/* ==== Commit ==== */
+
+static void engine_fail(struct vs__engine *e, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void engine_fail(struct vs__engine *e, int rc, const char *fmt, ...)
+{
+    if (!e->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->errbuf, sizeof(e->errbuf), fmt, ap);
+        va_end(ap);
+        e->failed = rc ? rc : VS_EINVAL;
+    }
+    e->stopped = 1;
+    uv_stop(&e->loop);
+}
+
+static int engine_commit(struct vs__engine *e)
+{
+    if (e->failed) {
+        return e->failed;
+    }
+    int n;
+    struct vs__partition *parts = vs__source_partitions(e->source, &n);
+    for (int i = 0; i < n; i++) {
+        struct vs__partition *p = &parts[i];
+        if (!p->assigned || p->next_offset < 0) {
+            continue;
+        }
+        vs__store_set_offset(e->store, e->topic, p->id, p->next_offset);
+        if (p->has_watermark) {
+            vs__store_set_watermark(e->store, e->topic, p->id, p->watermark);
+        }
+    }
+    for (int i = 0; i < e->nops; i++) {
+        struct vs__op_slot *s = &e->ops[i];
+        if (s->enabled && s->op->checkpoint) {
+            struct vs_checkpoint cp = {e->store, s->op->name};
+            int rc = s->op->checkpoint(s->self, &cp);
+            if (rc) {
+                engine_fail(e, rc, "operator %s: checkpoint failed: %s", s->op->name,
+                            vs_strerror(rc));
+                return rc;
+            }
+        }
+    }
+    int rc = vs__sink_flush(e->sink, 60000);
+    if (rc) {
+        engine_fail(e, rc, "outputs were not acknowledged by the broker; not committing");
+        return rc;
+    }
+    rc = vs__store_commit(e->store);
+    if (rc) {
+        engine_fail(e, rc, "state commit failed: %s", vs__store_last_error(e->store));
+        return rc;
+    }
+    vs__source_commit_kafka(e->source);
+    e->since_commit = 0;
+    (*e->m_commits)++;
+    return 0;
+}
+
+/* ==== Processing ==== */
+
+static int op_call_failed(struct vs__engine *e, int i, int rc, const char *what)
+{
+    (*e->ops[i].m_errors)++;
+    vs_log(VS_LOG_WARN, "operator %s: %s failed: %s", e->ops[i].op->name, what, vs_strerror(rc));
+    return rc;
+}
+
+/* Fire the partition's timers that its watermark has passed, in (fire time, user) order. */
+static void fire_timers(struct vs__engine *e, struct vs__partition *p)
+{
+    if (!p->has_watermark) {
+        return;
+    }
+    while (p->next_timer <= p->watermark) {
+        int64_t fire;
+        uint8_t op;
+        uint32_t tag;
+        int rc = vs__store_timer_next(e->store, p->id, p->watermark, &fire, e->timer_user,
+                                      sizeof(e->timer_user), &op, &tag);
+        if (rc == VS_ENOTFOUND) {
+            p->next_timer = p->watermark + 1;
+            return;
+        }
+        if (rc) {
+            engine_fail(e, rc, "timer lookup failed: %s", vs__store_last_error(e->store));
+            return;
+        }
+        vs__store_timer_cancel(e->store, p->id, fire, e->timer_user, op, tag);
+        if (op >= e->nops || !e->ops[op].enabled || !e->ops[op].op->on_timer) {
+            continue;
+        }
+        struct vs__customer *c;
+        int is_new;
+        rc = vs__store_customer(e->store, e->timer_user, strlen(e->timer_user), &c, &is_new);
+        if (rc) {
+            engine_fail(e, rc, "customer %s: %s", e->timer_user, vs__store_last_error(e->store));
+            return;
+        }
+        struct vs_ctx ctx = {.engine = e,
+                             .op = op,
+                             .customer = c,
+                             .user = vs__customer_id(c),
+                             .partition = p,
+                             .offset = -1,
+                             .ts = fire,
+                             .is_timer = 1,
+                             .timer_fire = fire,
+                             .timer_tag = tag};
+        struct vs_timer t = {vs__customer_id(c), fire, tag};
+        void *section = e->ops[op].section >= 0 ? vs__customer_section(c, e->ops[op].section) : NULL;
+        rc = e->ops[op].op->on_timer(e->ops[op].self, &ctx, &t, section);
+        if (rc) {
+            op_call_failed(e, op, rc, "on_timer");
+        }
+        (*e->m_fired)++;
+        e->since_commit++;
+    }
+}
+
+static void process_event(struct vs__engine *e, struct vs__partition *p,
+                          const rd_kafka_message_t *m, const struct vs_event *ev)
+{
+    struct vs__customer *c;
+    int is_new;
+    int rc = vs__store_customer(e->store, ev->user_id, ev->user_id_len, &c, &is_new);
+    if (rc) {
+        engine_fail(e, rc, "customer %s: %s", ev->user_id, vs__store_last_error(e->store));
+        return;
+    }
+    int late = p->has_watermark && ev->ts < p->watermark;
+    if (late) {
+        (*e->m_late)++;
+    }
+    struct vs_ctx ctx = {.engine = e,
+                         .customer = c,
+                         .user = ev->user_id,
+                         .partition = p,
+                         .offset = m->offset,
+                         .ts = ev->ts,
+                         .late = late};
+    for (int i = 0; i < e->nops; i++) {
+        struct vs__op_slot *s = &e->ops[i];
+        if (!s->enabled) {
+            continue;
+        }
+        ctx.op = i;
+        void *section = s->section >= 0 ? vs__customer_section(c, s->section) : NULL;
+        rc = s->op->on_event(s->self, &ctx, ev, section);
+        if (rc) {
+            op_call_failed(e, i, rc, "on_event");
+        }
+    }
+    if (!p->has_watermark || ev->ts > p->max_ts) {
+        p->max_ts = ev->ts;
+    }
+    int64_t wm = p->max_ts - e->lateness;
+    if (!p->has_watermark || wm > p->watermark) {
+        p->watermark = wm;
+    }
+    p->has_watermark = 1;
+    (*e->m_processed)++;
+    e->since_commit++;
+}
+
+/*
+ * Decode and validate p's head record; a bad one is dead-lettered and dropped. Returns 1 when
+ * p has a valid decoded head, 0 when its buffer is empty.
+ */
+static int ready_head(struct vs__engine *e, struct vs__partition *p)
+{
+    char why[256];
+    for (;;) {
+        if (p->head_state) {
+            return 1;
+        }
+        rd_kafka_message_t *m = vs__source_peek(p);
+        if (!m) {
+            return 0;
+        }
+        const char *kind = NULL;
+        if ((int64_t)m->len > e->max_record) {
+            kind = "too_large";
+            snprintf(why, sizeof(why), "%zu bytes, more than max.record.bytes=%" PRId64, m->len,
+                     e->max_record);
+        } else if (!m->payload ||
+                   vs__codec_decode_event_buf(e->codec, m->payload, m->len, &p->event, &p->strbuf,
+                                              &p->strcap, why, sizeof(why))) {
+            kind = "decode";
+            if (!m->payload) {
+                snprintf(why, sizeof(why), "empty record");
+            }
+        } else if (vs__event_validate(&p->event, e->live ? wall_ms() : 0, why, sizeof(why))) {
+            kind = "schema";
+        }
+        if (!kind) {
+            p->head_state = 1;
+            return 1;
+        }
+        if (vs__sink_dead_letter(e->sink, m, kind, why)) {
+            engine_fail(e, VS_EKAFKA, "cannot write to the dead-letter topic");
+            return 0;
+        }
+        (*e->m_deadletters)++;
+        vs__source_pop(e->source, p);
+        e->since_commit++;
+    }
+}
+
+/*
+ * Process up to max events in the engine's order. Returns the number processed; *blocked is set
+ * when a partition with nothing fetched holds the others back.
+ */
+static int process_ready(struct vs__engine *e, int max, int *blocked)
+{
+    int done = 0;
+    *blocked = 0;
+    uint64_t now = e->live ? mono_ms() : 0;
+    while (done < max && !e->stopped) {
+        int n;
+        struct vs__partition *parts = vs__source_partitions(e->source, &n);
+        struct vs__partition *best = NULL;
+        for (int i = 0; i < n; i++) {
+            struct vs__partition *p = &parts[i];
+            if (!p->assigned) {
+                continue;
+            }
+            if (!ready_head(e, p)) {
+                if (e->arrival_order || p->at_eof ||
+                    (e->live && now - p->last_arrival_ms >= (uint64_t)e->idle_timeout)) {
+                    continue;
+                }
+                *blocked = 1;
+                return done;
+            }
+            if (!best || p->event.ts < best->event.ts) {
+                best = p;
+            }
+        }
+        if (!best) {
+            break;
+        }
+        process_event(e, best, vs__source_peek(best), &best->event);
+        vs__source_pop(e->source, best);
+        fire_timers(e, best);
+        done++;
+    }
+    return done;
+}
+
+/* Live mode: idle partitions' watermarks follow the wall clock, firing their timers. */
+static void advance_idle_watermarks(struct vs__engine *e)
+{
+    if (!e->live) {
+        return;
+    }
+    int n;
+    struct vs__partition *parts = vs__source_partitions(e->source, &n);
+    uint64_t now = mono_ms();
+    int64_t wm = wall_ms() - e->lateness;
+    for (int i = 0; i < n; i++) {
+        struct vs__partition *p = &parts[i];
+        if (p->assigned && p->count == 0 &&
+            now - p->last_arrival_ms >= (uint64_t)e->idle_timeout &&
+            (!p->has_watermark || wm > p->watermark)) {
+            p->watermark = wm;
+            if (!p->has_watermark) {
+                p->max_ts = wm + e->lateness;
+            }
+            p->has_watermark = 1;
+            fire_timers(e, p);
+        }
+    }
+}
+
+static int all_at_end(struct vs__engine *e)
+{
+    int n, any = 0;
+    struct vs__partition *parts = vs__source_partitions(e->source, &n);
+    for (int i = 0; i < n; i++) {
+        if (parts[i].assigned) {
+            any = 1;
+            if (!parts[i].at_eof || parts[i].count) {
+                return 0;
+            }
+        }
+    }
+    return any;
+}
+
+static void engine_stop(struct vs__engine *e)
+{
+    if (e->stopped) {
+        return;
+    }
+    e->stopped = 1;
+    uv_stop(&e->loop);
+}
+
+static void on_more(uv_idle_t *h);
+static void on_wake(uv_timer_t *h);
+
+static void pump(struct vs__engine *e)
+{
+    if (e->stopped) {
+        return;
+    }
+    int fetched = e->draining ? 0 : vs__source_fetch(e->source, (int)e->batch);
+    int blocked;
+    int done = process_ready(e, (int)e->batch, &blocked);
+    if (e->stopped) {
+        return;
+    }
+    if (vs__store_wants_commit(e->store) || e->since_commit >= e->commit_events) {
+        if (engine_commit(e)) {
+            return;
+        }
+    }
+    if (e->draining) {
+        if (done == (int)e->batch) {
+            pump(e);
+            return;
+        }
+        engine_commit(e);
+        engine_stop(e);
+        return;
+    }
+    if (e->opts.until_end && e->assigned_once && all_at_end(e)) {
+        if (engine_commit(e) == 0) {
+            vs_log(VS_LOG_INFO, "every partition is at its end; stopping");
+        }
+        engine_stop(e);
+        return;
+    }
+    int more = fetched >= (int)e->batch || done >= (int)e->batch;
+    if (more != e->more_active) {
+        if (more) {
+            uv_idle_start(&e->more, on_more);
+        } else {
+            uv_idle_stop(&e->more);
+        }
+        e->more_active = more;
+    }
+    if (blocked && !more) {
+        /* Nothing new may arrive to wake us: look again when idle.timeout.ms has passed (live),
+         * or soon (replay: the EOF of the lagging partition is on its way). */
+        uv_timer_start(&e->wake_timer, on_wake, e->live ? (uint64_t)e->idle_timeout : 5, 0);
+    }
+}
+
+static void on_more(uv_idle_t *h)
+{
+    pump(h->data);
+}
+
+static void on_wake(uv_timer_t *h)
+{
+    struct vs__engine *e = h->data;
+    advance_idle_watermarks(e);
+    pump(e);
+}
+
+static void on_readable(void *arg)
+{
+    pump(arg);
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+    struct vs__engine *e = h->data;
+    advance_idle_watermarks(e);
+    if (e->since_commit > 0 && !e->stopped) {
+        engine_commit(e);
+    }
+    /* Records may sit in the queue without a new wake-up (see vs__source_fetch). */
+    pump(e);
+}
+
+static void on_progress(uv_timer_t *h)
+{
+    struct vs__engine *e = h->data;
+    uint64_t now = mono_ms();
+    int64_t events = *e->m_processed + *e->m_deadletters;
+    double secs = (double)(now - e->progress_last_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(events - e->progress_last_events) / secs : 0;
+    e->progress_last_ms = now;
+    e->progress_last_events = events;
+    fprintf(stderr,
+            "\r\033[K%10" PRId64 " events %9.0f ev/s  lag %9" PRId64 "  profiles %" PRId64
+            "  recs %" PRId64 "  churn %" PRId64 "  fraud %" PRId64 "  dead %" PRId64,
+            events, rate, vs__source_lag(e->source), vs__sink_produced(e->sink, VS_OUT_PROFILE),
+            vs__sink_produced(e->sink, VS_OUT_RECOMMENDATION),
+            vs__sink_produced(e->sink, VS_OUT_CHURN_ALERT),
+            vs__sink_produced(e->sink, VS_OUT_FRAUD_ALERT),
+            vs__sink_produced(e->sink, VS__SINK_DEAD_LETTERS));
+    fflush(stderr);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct vs__engine *e = h->data;
+    if (e->draining) {
+        return;
+    }
+    vs_log(VS_LOG_INFO, "%s: draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    e->draining = 1;
+    vs__source_detach(e->source);
+    pump(e);
+}
+
+/* ==== Assignment ==== */
+
+static int on_assign(void *arg, rd_kafka_topic_partition_list_t *list)
+{
+    struct vs__engine *e = arg;
+    int n;
+    e->assigned_once = 1;
+    for (int i = 0; i < list->cnt; i++) {
+        int64_t off, wm;
+        int32_t id = list->elems[i].partition;
+        if (vs__store_get_offset(e->store, e->topic, id, &off) == 0) {
+            list->elems[i].offset = off;
+        }
+        struct vs__partition *parts = vs__source_partitions(e->source, &n);
+        if (id < n && vs__store_get_watermark(e->store, e->topic, id, &wm) == 0) {
+            parts[id].has_watermark = 1;
+            parts[id].watermark = wm;
+            parts[id].max_ts = wm + e->lateness;
+        }
+    }
+    return 0;
+}
+
+static void on_revoke(void *arg, rd_kafka_topic_partition_list_t *list)
+{
+    struct vs__engine *e = arg;
+    if (!e->failed) {
+        engine_commit(e);
+    }
+}
+
+/* ==== Setup and teardown ==== */
+
+static int enabled_in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+        const char *q = p;
+        while (*q && *q != ',' && *q != ' ') {
+            q++;
+        }
+        if ((size_t)(q - p) == n && strncmp(p, name, n) == 0) {
+            return 1;
+        }
+        p = q;
+    }
+    return 0;
+}
+
+static int check_operator_list(const char *list, char *errbuf, size_t errlen)
+{
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+        const char *q = p;
+        while (*q && *q != ',' && *q != ' ') {
+            q++;
+        }
+        if (q > p) {
+            char name[64];
+            snprintf(name, sizeof(name), "%.*s", (int)(q - p), p);
+            if (vs__operator_index(name) < 0) {
+                snprintf(errbuf, errlen, "config key 'operators': unknown operator '%s'", name);
+                return VS_ECONFIG;
+            }
+        }
+        p = q;
+    }
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_options *opts,
+                   char *errbuf, size_t errlen)
+{
+    struct vs__engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VS_ENOMEM;
+    }
+    int rc = 0;
+    e->cfg = cfg;
+    e->opts = *opts;
+    e->metrics = opts->metrics;
+    if (!e->metrics) {
+        e->metrics = e->own_metrics = vs__metrics_new();
+    }
+    enum vs_log_level level;
+    if (vs__log_level_parse(vs_config_str(cfg, "log.level"), &level)) {
+        snprintf(errbuf, errlen, "config key 'log.level': expected error, warn, info or debug");
+        rc = VS_ECONFIG;
+        goto out;
+    }
+    vs__log_set_level(level);
+    e->lateness = vs_config_int(cfg, "allowed.lateness.ms");
+    e->idle_timeout = vs_config_int(cfg, "idle.timeout.ms");
+    e->batch = vs_config_int(cfg, "batch.size");
+    e->max_record = vs_config_int(cfg, "max.record.bytes");
+    e->commit_events = vs_config_int(cfg, "commit.interval.events");
+    e->live = !opts->until_end;
+    const char *order = vs_config_str(cfg, "processing.order");
+    const char *serde = vs_config_str(cfg, "serde.format");
+    if (strcmp(order, "event") && strcmp(order, "arrival")) {
+        snprintf(errbuf, errlen, "config key 'processing.order': expected event or arrival, got '%s'",
+                 order);
+        rc = VS_ECONFIG;
+        goto out;
+    }
+    if (strcmp(serde, "avro") && strcmp(serde, "confluent")) {
+        snprintf(errbuf, errlen, "config key 'serde.format': expected avro or confluent, got '%s'",
+                 serde);
+        rc = VS_ECONFIG;
+        goto out;
+    }
+    struct {
+        const char *key;
+        int64_t min;
+    } positive[] = {{"batch.size", 1},        {"commit.interval.ms", 1},
+                    {"commit.interval.events", 1}, {"state.cache.mb", 1},
+                    {"max.record.bytes", 1},  {"idle.timeout.ms", 0},
+                    {"allowed.lateness.ms", 0}};
+    for (size_t i = 0; i < sizeof(positive) / sizeof(positive[0]); i++) {
+        if (vs_config_int(cfg, positive[i].key) < positive[i].min) {
+            snprintf(errbuf, errlen, "config key '%s': expected at least %" PRId64, positive[i].key,
+                     positive[i].min);
+            rc = VS_ECONFIG;
+            goto out;
+        }
+    }
+    if ((rc = check_operator_list(vs_config_str(cfg, "operators"), errbuf, errlen))) {
+        goto out;
+    }
+    e->arrival_order = strcmp(order, "arrival") == 0;
+    struct vs__codec_options copts = {.confluent = strcmp(serde, "confluent") == 0,
+                                      .input_schema_id =
+                                          (int32_t)vs_config_int(cfg, "serde.schema.id.shop_event")};
+    static const char *const out_ids[VS_OUT_COUNT] = {
+        "serde.schema.id.user_profile", "serde.schema.id.recommendation",
+        "serde.schema.id.churn_alert", "serde.schema.id.fraud_alert"};
+    for (int i = 0; i < VS_OUT_COUNT; i++) {
+        copts.output_schema_id[i] = (int32_t)vs_config_int(cfg, out_ids[i]);
+    }
+    e->codec = vs__codec_new(&copts, errbuf, errlen);
+    if (!e->codec) {
+        rc = VS_ESCHEMA;
+        goto out;
+    }
+
+    /* The customer record has a section for every registered operator, enabled or not, so
+     * that turning an operator off and on keeps its state. */
+    struct vs__section_desc secs[16];
+    int nsecs = 0;
+    e->nops = vs__operator_count;
+    for (int i = 0; i < e->nops; i++) {
+        const struct vs_operator *op = vs__operators[i];
+        e->ops[i].op = op;
+        e->ops[i].section = -1;
+        if (op->state_size) {
+            e->ops[i].section = nsecs;
+            secs[nsecs++] = (struct vs__section_desc){op->name, op->state_version, op->state_size,
+                                                      op->upgrade};
+        }
+    }
+    struct vs__store_options sopts = {
+        .cache_bytes = (size_t)vs_config_int(cfg, "state.cache.mb") << 20,
+        .rocksdb_cache_bytes = (size_t)vs_config_int(cfg, "state.rocksdb.cache.mb") << 20,
+        .create_if_missing = 1,
+    };
+    e->store = vs__store_open(vs_config_str(cfg, "state.dir"), secs, nsecs, &sopts, errbuf, errlen);
+    if (!e->store) {
+        rc = VS_ESTORE;
+        goto out;
+    }
+    e->sink = vs__sink_new(cfg, e->metrics, errbuf, errlen);
+    if (!e->sink) {
+        rc = VS_EKAFKA;
+        goto out;
+    }
+    if (uv_loop_init(&e->loop)) {
+        snprintf(errbuf, errlen, "cannot start the event loop");
+        rc = VS_EIO;
+        goto out;
+    }
+    e->m_processed = vs__metrics_counter(e->metrics, "events.processed");
+    e->m_deadletters = vs__metrics_counter(e->metrics, "events.deadlettered");
+    e->m_late = vs__metrics_counter(e->metrics, "events.late");
+    e->m_fired = vs__metrics_counter(e->metrics, "timers.fired");
+    e->m_commits = vs__metrics_counter(e->metrics, "commits");
+
+    for (int i = 0; i < e->nops; i++) {
+        struct vs__op_slot *s = &e->ops[i];
+        s->enabled = enabled_in_list(vs_config_str(cfg, "operators"), s->op->name);
+        char name[96];
+        snprintf(name, sizeof(name), "%s.errors", s->op->name);
+        s->m_errors = vs__metrics_counter(e->metrics, name);
+        s->env = (struct vs_env){e, i, cfg, e->metrics, e->store, &e->loop};
+        if (!s->enabled) {
+            continue;
+        }
+        char operr[512] = "";
+        rc = s->op->init(&s->env, &s->self, operr, sizeof(operr));
+        if (rc) {
+            snprintf(errbuf, errlen, "operator %s: %s", s->op->name,
+                     *operr ? operr : vs_strerror(rc));
+            s->enabled = 0;
+            goto out_loop;
+        }
+    }
+
+    struct vs__source_callbacks cb = {e, on_assign, on_revoke, on_readable};
+    e->source = vs__source_new(cfg, &cb, errbuf, errlen);
+    if (!e->source) {
+        rc = VS_EKAFKA;
+        goto out_loop;
+    }
+    e->topic = vs__source_topic(e->source);
+    if ((rc = vs__source_check(e->source, (int)vs_config_int(cfg, "startup.timeout.ms"), errbuf,
+                               errlen))) {
+        goto out_loop;
+    }
+    if (vs__source_attach(e->source, &e->loop) || vs__sink_attach(e->sink, &e->loop)) {
+        snprintf(errbuf, errlen, "cannot attach Kafka queues to the event loop");
+        rc = VS_EIO;
+        goto out_loop;
+    }
+    uv_idle_init(&e->loop, &e->more);
+    e->more.data = e;
+    uv_timer_init(&e->loop, &e->wake_timer);
+    e->wake_timer.data = e;
+    uv_timer_init(&e->loop, &e->commit_timer);
+    e->commit_timer.data = e;
+    uint64_t ci = (uint64_t)vs_config_int(cfg, "commit.interval.ms");
+    uv_timer_start(&e->commit_timer, on_commit_timer, ci, ci);
+    uv_timer_init(&e->loop, &e->progress_timer);
+    e->progress_timer.data = e;
+    if (opts->progress) {
+        uint64_t pi = (uint64_t)vs_config_int(cfg, "progress.interval.ms");
+        e->progress_last_ms = mono_ms();
+        uv_timer_start(&e->progress_timer, on_progress, pi ? pi : 500, pi ? pi : 500);
+    }
+    uv_signal_init(&e->loop, &e->sigint);
+    uv_signal_init(&e->loop, &e->sigterm);
+    e->sigint.data = e->sigterm.data = e;
+    uv_signal_start(&e->sigint, on_signal, SIGINT);
+    uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+
+    if (opts->progress) {
+        on_progress(&e->progress_timer);
+        fputc('\n', stderr);
+    }
+    /* Leaving the group revokes the partitions, which commits once more. */
+    vs__source_detach(e->source);
+    vs__source_close(e->source);
+    if (e->failed) {
+        snprintf(errbuf, errlen, "%s", e->errbuf);
+        rc = e->failed;
+    }
+
+out_loop:
+    for (int i = 0; i < e->nops; i++) {
+        if (e->ops[i].enabled && e->ops[i].op->report) {
+            e->ops[i].op->report(e->ops[i].self);
+        }
+    }
+    {
+        const char *mf = vs_config_str(cfg, "metrics.file");
+        if (*mf) {
+            FILE *f = fopen(mf, "w");
+            if (f) {
+                vs__metrics_print_json(e->metrics, f);
+                fclose(f);
+            }
+        }
+    }
+    for (int i = 0; i < e->nops; i++) {
+        if (e->ops[i].enabled && e->ops[i].self) {
+            e->ops[i].op->destroy(e->ops[i].self);
+        }
+    }
+    if (e->sink) {
+        vs__sink_detach(e->sink);
+    }
+    vs__source_free(e->source);
+    e->source = NULL;
+    uv_walk(&e->loop, close_walk, NULL);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&e->loop) && !rc) {
+        snprintf(errbuf, errlen, "event loop did not close cleanly");
+        rc = VS_EIO;
+    }
+out:
+    vs__sink_free(e->sink);
+    vs__store_close(e->store);
+    vs__codec_free(e->codec);
+    vs__metrics_free(e->own_metrics);
+    free(e);
+    return rc;
+}

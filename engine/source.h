@@ -1,0 +1,92 @@
+/*
+ * The source: the librdkafka consumer of the input topic, driven by the libuv loop.
+ *
+ * The consumer's queue wakes a uv_poll through rd_kafka_queue_io_event_enable (no busy
+ * polling). Fetched records are buffered per partition, so that the engine can process them in
+ * one deterministic order (a k-way merge by event time; DESIGN.md contract 4). A partition whose
+ * buffer is full is paused until the engine has drained it, which bounds memory whatever the
+ * consumer fetches. Partition assignment is handed to the engine, which seeks to the offsets in
+ * its state store and commits on revocation.
+ */
+#ifndef VS_ENGINE_SOURCE_H
+#define VS_ENGINE_SOURCE_H
+
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include <valuestream/config.h>
+#include <valuestream/event.h>
+
+struct vs__partition {
+    int32_t id;
+    int assigned;
+    rd_kafka_message_t **ring;
+    uint32_t cap, first, count; /* ring of count records from first */
+    int at_eof;  /* reached the end of the log, nothing fetched since */
+    int paused;
+    int64_t next_offset;      /* offset after the last record processed; -1 if none yet */
+    uint64_t last_arrival_ms; /* wall clock of the last fetched record, for idle detection */
+    /* The decoded head record (engine-owned). */
+    int head_state; /* 0 not decoded, 1 decoded and valid */
+    struct vs_event event;
+    char *strbuf;
+    size_t strcap;
+    /* Event time (engine-owned). */
+    int has_watermark;
+    int64_t max_ts, watermark;
+    int64_t next_timer; /* lower bound of the partition's next timer's fire time */
+};
+
+struct vs__source_callbacks {
+    void *arg;
+    /* The assignment: fill each element's offset (where to start), then the source assigns. */
+    int (*on_assign)(void *arg, rd_kafka_topic_partition_list_t *parts);
+    /* Before partitions are taken away: commit what was processed. */
+    void (*on_revoke)(void *arg, rd_kafka_topic_partition_list_t *parts);
+    /* Records are waiting in the consumer's queue. */
+    void (*on_readable)(void *arg);
+};
+
+struct vs__source;
+
+extern const struct vs_config_key vs__source_config[];
+
+struct vs__source *vs__source_new(const struct vs_config *cfg,
+                                  const struct vs__source_callbacks *cb, char *errbuf,
+                                  size_t errlen);
+void vs__source_free(struct vs__source *s);
+
+int vs__source_attach(struct vs__source *s, uv_loop_t *loop);
+/* Stop waking the loop (for draining); closes the poll handle. */
+void vs__source_detach(struct vs__source *s);
+
+/* Move up to max records from the consumer's queue into the partition buffers. Returns the
+ * number of queue entries taken (records, EOF and error events); serves rebalances. */
+int vs__source_fetch(struct vs__source *s, int max);
+
+/* The partition table, indexed by partition id; *n is its length. */
+struct vs__partition *vs__source_partitions(struct vs__source *s, int *n);
+
+/* The head record of p (NULL if none), and drop it after processing (offset recorded). */
+rd_kafka_message_t *vs__source_peek(struct vs__partition *p);
+void vs__source_pop(struct vs__source *s, struct vs__partition *p);
+
+/* Commit offsets to Kafka (async, for lag monitoring only). */
+void vs__source_commit_kafka(struct vs__source *s);
+
+/* Sum over assigned partitions of (high watermark - next offset), from cached metadata. */
+int64_t vs__source_lag(struct vs__source *s);
+
+const char *vs__source_topic(const struct vs__source *s);
+rd_kafka_t *vs__source_handle(struct vs__source *s);
+
+/* Ask the cluster for the input topic's metadata: VS_EKAFKA with a message when no broker
+ * answers within timeout_ms or the topic does not exist. */
+int vs__source_check(struct vs__source *s, int timeout_ms, char *errbuf, size_t errlen);
+
+/* Close the consumer (leaves the group; triggers on_revoke). */
+void vs__source_close(struct vs__source *s);
+
+#endif

@@ -1,0 +1,1614 @@
+/*
+ * The state store: customer records, timers, models and meta in RocksDB, behind a bounded
+ * write-back cache of customer records (DESIGN.md contracts 2, 3 and 5; interface in store.h).
+ *
+ * Two ideas carry the module. First, nothing reaches RocksDB between two commits: customer
+ * records change in the cache (dirty records are pinned there), and timer changes, model blobs
+ * and offsets go into one pending WriteBatchWithIndex, which lets reads see them before they are
+ * written. vs__store_commit() adds the dirty records to that batch and writes it at once, so the
+ * directory always holds exactly the state of some commit. Second, the hot path is a hash
+ * lookup: a cached customer costs no RocksDB call and no allocation, and a missed one costs one
+ * pinned Get (no copy of the value) and an entry taken from a free list.
+ *
+ * The cache keeps two intrusive lists: clean records in LRU order (the only ones that may be
+ * evicted, from the tail) and dirty records, which a commit moves, in recency order, to the
+ * head of the clean list. Eviction is therefore O(1) and never scans dirty records. The budget
+ * counts each entry's whole allocation (header, sections, user id, malloc's own overhead) and
+ * the hash table's bucket array.
+ *
+ * A directory is valuestream's when it holds exactly our column families and the format marker
+ * "format" = "valuestream-state <N>" in meta. Anything else (a foreign RocksDB database, files
+ * that are not RocksDB at all, a newer format) is refused with a message saying which.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#include <valuestream/error.h>
+
+#define VS__STORE_FORMAT 1
+#define VS__FORMAT_PREFIX "valuestream-state "
+#define VS__RECORD_FORMAT 1
+#define VS__RECORD_HEADER 6 /* "VSC", format, u16 nsections */
+
+/* Entries are allocated in size classes of 32 bytes of user id so that evicted entries can be
+ * reused for new customers without going back to malloc. */
+#define VS__ID_CLASS 32
+#define VS__NCLASS ((VS__STORE_USER_ID_MAX + 1 + VS__ID_CLASS - 1) / VS__ID_CLASS)
+#define VS__MALLOC_OVERHEAD 16
+#define VS__FREE_LIST_MAX ((size_t)1 << 20)
+
+#define VS__TIMER_KEY_MAX (4 + 8 + VS__STORE_USER_ID_MAX + 1 + 1 + 4)
+#define VS__META_KEY_MAX 512
+
+enum { CF_DEFAULT, CF_CUSTOMERS, CF_MODELS, CF_TIMERS, CF_META, CF_COUNT };
+static const char *const vs__cf_names[CF_COUNT] = {"default", "customers", "models", "timers",
+                                                   "meta"};
+
+struct vs__link {
+    struct vs__link *prev, *next;
+};
+
+struct vs__customer {
+    struct vs__link link; /* first: the lists hold pointers to it */
+    struct vs__customer *hnext;
+    uint64_t hash;
+    uint32_t id_len;
+    uint8_t dirty;
+    uint8_t sclass;
+    char *id;              /* after the sections, NUL-terminated */
+    const size_t *sec_off; /* the store's section offsets */
+    _Alignas(16) unsigned char data[];
+};
+
+struct vs__store {
+    char *dir;
+    int read_only;
+    char err[1024];
+
+    /* RocksDB */
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_options_t *dbopts;
+    rocksdb_options_t *cfopts[CF_COUNT];
+    rocksdb_block_based_table_options_t *bbto[CF_COUNT];
+    rocksdb_cache_t *block_cache;
+    rocksdb_readoptions_t *ro;       /* point reads */
+    rocksdb_readoptions_t *ro_timer; /* timer scans, with an upper bound */
+    rocksdb_writeoptions_t *wo;
+    rocksdb_writebatch_wi_t *wb; /* everything pending except customer records */
+    char timer_bound[4 + 8];     /* the upper bound ro_timer points into */
+
+    /* sections */
+    struct vs__section_desc *secs;
+    size_t *sec_off;
+    int nsecs;
+    size_t data_size;  /* all sections, each 16-aligned */
+    size_t max_record; /* encoded size with every section present */
+    unsigned char *enc;
+    unsigned char *upgrade_buf; /* aligned copy of an old section for its upgrade callback */
+    size_t upgrade_cap;
+
+    /* cache */
+    size_t budget;
+    size_t used; /* live entries + bucket array */
+    struct vs__customer **buckets;
+    size_t nbuckets; /* power of two */
+    size_t nentries;
+    struct vs__link clean; /* head = most recently used */
+    struct vs__link dirty;
+    size_t ndirty;
+    struct vs__customer *free_list[VS__NCLASS + 1];
+    size_t free_bytes;
+    uint64_t hits, misses, evictions;
+
+    /* timers: per partition, no timer fires before timer_lb[p] (INT64_MIN: unknown) */
+    int64_t *timer_lb;
+    size_t ntimer_lb;
+
+    struct vs__customer *scratch; /* decoded record for foreach_customer */
+};
+
+/* ==== Errors ==== */
+
+static int fail(struct vs__store *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct vs__store *st, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Take a RocksDB error string: copy it into the store's message and free it. */
+static int fail_rocks(struct vs__store *st, char *rerr, const char *what)
+{
+    fail(st, VS_ESTORE, "%s: %s", what, rerr ? rerr : "unknown RocksDB error");
+    free(rerr);
+    return VS_ESTORE;
+}
+
+const char *vs__store_last_error(const struct vs__store *st)
+{
+    return st->err;
+}
+
+/* ==== Byte order helpers ==== */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static void put_le16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static uint16_t get_le16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
+}
+
+static void put_le64(unsigned char *p, int64_t v)
+{
+    put_le32(p, (uint32_t)(uint64_t)v);
+    put_le32(p + 4, (uint32_t)((uint64_t)v >> 32));
+}
+
+static int64_t get_le64(const unsigned char *p)
+{
+    return (int64_t)(get_le32(p) | (uint64_t)get_le32(p + 4) << 32);
+}
+
+/* ==== RocksDB options ==== */
+
+/*
+ * Options sized for a process whose memory must stay within the customer cache plus a fixed
+ * margin whatever the number of customers: one shared block cache that also holds index and
+ * filter blocks (so table readers do not grow with the data), memtables capped in total, a
+ * bounded WAL (restart replays at most that much), lz4 for data blocks and whole-key Bloom
+ * filters on customers, where most misses are new customers.
+ */
+static void set_rocksdb_options(struct vs__store *st, const struct vs__store_options *opts)
+{
+    size_t block_cache = opts->rocksdb_cache_bytes ? opts->rocksdb_cache_bytes : (size_t)32 << 20;
+    st->block_cache = rocksdb_cache_create_lru(block_cache);
+
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, opts->create_if_missing && !opts->read_only);
+    rocksdb_options_set_create_missing_column_families(o, opts->create_if_missing &&
+                                                              !opts->read_only);
+    rocksdb_options_set_max_background_jobs(o, 2);
+    rocksdb_options_set_max_open_files(o, 512);
+    rocksdb_options_set_keep_log_file_num(o, 3);
+    rocksdb_options_set_max_log_file_size(o, (size_t)4 << 20);
+    rocksdb_options_set_stats_dump_period_sec(o, 0);
+    rocksdb_options_set_db_write_buffer_size(o, (size_t)48 << 20);
+    rocksdb_options_set_max_total_wal_size(o, (uint64_t)64 << 20);
+    rocksdb_options_set_skip_stats_update_on_db_open(o, 1);
+    rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+    rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+    rocksdb_options_set_target_file_size_base(o, (uint64_t)32 << 20);
+    rocksdb_options_set_max_bytes_for_level_base(o, (uint64_t)128 << 20);
+    st->dbopts = o;
+
+    for (int i = 0; i < CF_COUNT; i++) {
+        rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+        rocksdb_block_based_options_set_block_cache(t, st->block_cache);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+        rocksdb_block_based_options_set_block_size(t, 8 << 10);
+        if (i == CF_CUSTOMERS) {
+            rocksdb_block_based_options_set_filter_policy(t,
+                                                          rocksdb_filterpolicy_create_bloom_full(10));
+        }
+        rocksdb_options_t *c = rocksdb_options_create_copy(o);
+        rocksdb_options_set_block_based_table_factory(c, t);
+        size_t wbs = i == CF_CUSTOMERS ? (size_t)16 << 20 : (size_t)4 << 20;
+        rocksdb_options_set_write_buffer_size(c, wbs);
+        rocksdb_options_set_max_write_buffer_number(c, i == CF_CUSTOMERS ? 3 : 2);
+        st->bbto[i] = t;
+        st->cfopts[i] = c;
+    }
+
+    st->ro = rocksdb_readoptions_create();
+    st->ro_timer = rocksdb_readoptions_create();
+    st->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wo, !opts->no_sync);
+}
+
+/* ==== Opening: what is in the directory? ==== */
+
+enum dir_kind { DIR_MISSING, DIR_EMPTY, DIR_ROCKSDB, DIR_OTHER, DIR_NOT_A_DIR };
+
+/* Classify dir before RocksDB touches it: RocksDB would happily create a database among
+ * someone else's files, and its messages for a non-database are obscure. */
+static enum dir_kind classify_dir(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        return DIR_MISSING;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        return DIR_NOT_A_DIR;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        return DIR_OTHER;
+    }
+    int entries = 0, current = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        entries++;
+        if (strcmp(de->d_name, "CURRENT") == 0) {
+            current = 1;
+        }
+    }
+    closedir(d);
+    if (current) {
+        return DIR_ROCKSDB;
+    }
+    return entries ? DIR_OTHER : DIR_EMPTY;
+}
+
+static int cf_index(const char *name)
+{
+    for (int i = 0; i < CF_COUNT; i++) {
+        if (strcmp(name, vs__cf_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* True when the default column family of a database that has only that one is empty: what
+ * RocksDB leaves if creation stopped between the database and our column families. */
+static int default_only_is_empty(struct vs__store *st)
+{
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open_for_read_only(st->dbopts, st->dir, 0, &rerr);
+    if (!db) {
+        free(rerr);
+        return 0;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db, st->ro);
+    rocksdb_iter_seek_to_first(it);
+    int empty = !rocksdb_iter_valid(it);
+    rocksdb_iter_destroy(it);
+    rocksdb_close(db);
+    return empty;
+}
+
+static int cf_is_empty(struct vs__store *st, int cf)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
+    rocksdb_iter_seek_to_first(it);
+    int empty = !rocksdb_iter_valid(it);
+    rocksdb_iter_destroy(it);
+    return empty;
+}
+
+/*
+ * Check the column families of an existing RocksDB directory. Returns 1 when they are exactly
+ * ours, 0 when the database is an empty leftover of an interrupted creation (only "default",
+ * empty), or a negative code with the reason in st->err.
+ */
+static int check_column_families(struct vs__store *st)
+{
+    char *rerr = NULL;
+    size_t n = 0;
+    char **names = rocksdb_list_column_families(st->dbopts, st->dir, &n, &rerr);
+    if (!names) {
+        fail(st, VS_ECORRUPT,
+             "state directory %s is corrupt or not a RocksDB database: %s", st->dir,
+             rerr ? rerr : "cannot list its column families");
+        free(rerr);
+        return VS_ECORRUPT;
+    }
+    int seen[CF_COUNT] = {0}, foreign = 0, nours = 0;
+    char foreign_name[128] = "";
+    for (size_t i = 0; i < n; i++) {
+        int k = cf_index(names[i]);
+        if (k < 0) {
+            if (!foreign) {
+                snprintf(foreign_name, sizeof foreign_name, "%s", names[i]);
+            }
+            foreign = 1;
+        } else if (!seen[k]) {
+            seen[k] = 1;
+            nours++;
+        }
+    }
+    rocksdb_list_column_families_destroy(names, n);
+    if (foreign) {
+        return fail(st, VS_ECORRUPT,
+                    "state directory %s holds a RocksDB database that is not valuestream's "
+                    "(it has a column family \"%s\")",
+                    st->dir, foreign_name);
+    }
+    if (nours == CF_COUNT) {
+        return 1;
+    }
+    if (nours == 1 && seen[CF_DEFAULT] && default_only_is_empty(st)) {
+        return 0;
+    }
+    return fail(st, VS_ECORRUPT,
+                "state directory %s holds a RocksDB database that is not valuestream's (it "
+                "lacks valuestream's column families)",
+                st->dir);
+}
+
+static int open_db(struct vs__store *st)
+{
+    char *rerr = NULL;
+    const rocksdb_options_t *cfo[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++) {
+        cfo[i] = st->cfopts[i];
+    }
+    if (st->read_only) {
+        st->db = rocksdb_open_for_read_only_column_families(st->dbopts, st->dir, CF_COUNT,
+                                                            vs__cf_names, cfo, st->cf, 0, &rerr);
+    } else {
+        st->db = rocksdb_open_column_families(st->dbopts, st->dir, CF_COUNT, vs__cf_names, cfo,
+                                              st->cf, &rerr);
+    }
+    if (!st->db) {
+        const char *hint = rerr && strstr(rerr, "lock") ? " (is another valuestream using it?)" : "";
+        fail(st, VS_ESTORE, "cannot open state directory %s: %s%s", st->dir,
+             rerr ? rerr : "unknown RocksDB error", hint);
+        free(rerr);
+        return VS_ESTORE;
+    }
+    return 0;
+}
+
+/* Read the format marker. Missing on a database whose column families are all empty means a
+ * creation that stopped before the marker was written: write it now. */
+static int check_marker(struct vs__store *st)
+{
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[CF_META], "format", 6, &len, &rerr);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read the format marker");
+    }
+    if (!v) {
+        int empty = 1;
+        for (int i = 0; i < CF_COUNT && empty; i++) {
+            empty = cf_is_empty(st, i);
+        }
+        if (!empty || st->read_only) {
+            return fail(st, VS_ECORRUPT,
+                        "state directory %s is not valuestream's: its RocksDB database has no "
+                        "valuestream format marker",
+                        st->dir);
+        }
+        char marker[64];
+        int n = snprintf(marker, sizeof marker, VS__FORMAT_PREFIX "%d", VS__STORE_FORMAT);
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(wo, 1);
+        rocksdb_put_cf(st->db, wo, st->cf[CF_META], "format", 6, marker, (size_t)n, &rerr);
+        rocksdb_writeoptions_destroy(wo);
+        return rerr ? fail_rocks(st, rerr, "cannot write the format marker") : 0;
+    }
+    size_t plen = strlen(VS__FORMAT_PREFIX);
+    char text[32] = "";
+    int ok = len > plen && len - plen < sizeof text && memcmp(v, VS__FORMAT_PREFIX, plen) == 0;
+    if (ok) {
+        memcpy(text, v + plen, len - plen);
+    }
+    free(v);
+    char *end = NULL;
+    long version = ok ? strtol(text, &end, 10) : 0;
+    if (!ok || end == text || *end != '\0' || version <= 0) {
+        return fail(st, VS_ECORRUPT, "state directory %s has an unreadable format marker",
+                    st->dir);
+    }
+    if (version > VS__STORE_FORMAT) {
+        return fail(st, VS_EVERSION,
+                    "state directory %s has format version %ld, newer than this build's %d: "
+                    "use a newer valuestream",
+                    st->dir, version, VS__STORE_FORMAT);
+    }
+    return 0;
+}
+
+/* Lay out the sections, each 16-aligned, and size the encode buffer for a full record. */
+static int setup_sections(struct vs__store *st, const struct vs__section_desc *secs, int nsecs)
+{
+    if (nsecs < 0 || nsecs > UINT16_MAX || (nsecs && !secs)) {
+        return fail(st, VS_EINVAL, "invalid section list");
+    }
+    st->nsecs = nsecs;
+    st->secs = calloc((size_t)nsecs + 1, sizeof *st->secs);
+    st->sec_off = calloc((size_t)nsecs + 1, sizeof *st->sec_off);
+    if (!st->secs || !st->sec_off) {
+        return fail(st, VS_ENOMEM, "out of memory");
+    }
+    size_t off = 0, rec = VS__RECORD_HEADER;
+    for (int i = 0; i < nsecs; i++) {
+        const char *name = secs[i].name;
+        if (!name || !*name || strlen(name) > 255) {
+            return fail(st, VS_EINVAL, "section %d has no valid name", i);
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(secs[j].name, name) == 0) {
+                return fail(st, VS_EINVAL, "section \"%s\" is declared twice", name);
+            }
+        }
+        st->secs[i] = secs[i];
+        st->sec_off[i] = off;
+        off += (secs[i].size + 15) & ~(size_t)15;
+        rec += 1 + strlen(name) + 8 + secs[i].size;
+    }
+    st->data_size = off;
+    st->max_record = rec;
+    st->enc = malloc(rec);
+    st->upgrade_cap = 256;
+    st->upgrade_buf = aligned_alloc(16, st->upgrade_cap);
+    if (!st->enc || !st->upgrade_buf) {
+        return fail(st, VS_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int alloc_cache(struct vs__store *st);
+static void put_meta_text(struct vs__store *st, const char *key, const char *val);
+
+/*
+ * Open the store. The directory is classified first so that every refusal has its own message:
+ * missing (when not creating), not a directory, files that are not a RocksDB database, a
+ * RocksDB database that is not ours, a corrupt database, a newer format.
+ */
+struct vs__store *vs__store_open(const char *dir, const struct vs__section_desc *secs, int nsecs,
+                                 const struct vs__store_options *opts, char *errbuf,
+                                 size_t errlen)
+{
+    struct vs__store *st = calloc(1, sizeof *st);
+    if (!st || !dir || !opts) {
+        snprintf(errbuf, errlen, "%s", st ? "invalid arguments" : "out of memory");
+        free(st);
+        return NULL;
+    }
+    st->read_only = opts->read_only;
+    st->budget = opts->cache_bytes;
+    st->dir = strdup(dir);
+    st->clean.prev = st->clean.next = &st->clean;
+    st->dirty.prev = st->dirty.next = &st->dirty;
+    if (!st->dir) {
+        fail(st, VS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (setup_sections(st, secs, nsecs) != 0) {
+        goto fail;
+    }
+    set_rocksdb_options(st, opts);
+
+    int create = opts->create_if_missing && !opts->read_only;
+    switch (classify_dir(dir)) {
+    case DIR_MISSING:
+        if (!create) {
+            fail(st, VS_ENOTFOUND, "state directory %s does not exist", dir);
+            goto fail;
+        }
+        break;
+    case DIR_NOT_A_DIR:
+        fail(st, VS_EINVAL, "state directory %s is not a directory", dir);
+        goto fail;
+    case DIR_EMPTY:
+        if (!create) {
+            fail(st, VS_ENOTFOUND, "state directory %s is empty: no state has been written",
+                 dir);
+            goto fail;
+        }
+        break;
+    case DIR_OTHER:
+        fail(st, VS_ECORRUPT,
+             "%s is not a valuestream state directory: it holds files but no RocksDB database "
+             "(no CURRENT file)",
+             dir);
+        goto fail;
+    case DIR_ROCKSDB: {
+        int r = check_column_families(st);
+        if (r < 0) {
+            goto fail;
+        }
+        if (r == 0 && !create) {
+            fail(st, VS_ECORRUPT,
+                 "state directory %s is not valuestream's: its RocksDB database is empty and "
+                 "has no format marker",
+                 dir);
+            goto fail;
+        }
+        break;
+    }
+    }
+
+    if (open_db(st) != 0 || check_marker(st) != 0) {
+        goto fail;
+    }
+    st->wb = rocksdb_writebatch_wi_create(0, 1);
+    if (alloc_cache(st) != 0) {
+        goto fail;
+    }
+    if (!st->read_only) {
+        /* Record each section's layout version (informational: records carry their own). */
+        for (int i = 0; i < st->nsecs; i++) {
+            char key[300], val[16];
+            snprintf(key, sizeof key, "section/%s", st->secs[i].name);
+            snprintf(val, sizeof val, "%u", (unsigned)st->secs[i].version);
+            put_meta_text(st, key, val);
+        }
+    }
+    return st;
+
+fail:
+    snprintf(errbuf, errlen, "%s", st->err[0] ? st->err : "cannot open the state store");
+    vs__store_close(st);
+    return NULL;
+}
+
+/* ==== The customer cache ==== */
+
+static size_t entry_id_cap(size_t id_len)
+{
+    return (id_len + 1 + VS__ID_CLASS - 1) / VS__ID_CLASS * VS__ID_CLASS;
+}
+
+static size_t entry_size(const struct vs__store *st, size_t id_cap)
+{
+    return offsetof(struct vs__customer, data) + st->data_size + id_cap;
+}
+
+/* What an entry of this id length costs the budget: its allocation and malloc's header. */
+static size_t entry_cost(const struct vs__store *st, size_t id_len)
+{
+    return entry_size(st, entry_id_cap(id_len)) + VS__MALLOC_OVERHEAD;
+}
+
+static int alloc_cache(struct vs__store *st)
+{
+    st->nbuckets = 1024;
+    st->buckets = calloc(st->nbuckets, sizeof *st->buckets);
+    if (!st->buckets) {
+        return fail(st, VS_ENOMEM, "out of memory");
+    }
+    st->used = st->nbuckets * sizeof *st->buckets;
+    /* One full-size entry for foreach_customer, never in the table. */
+    size_t cap = entry_id_cap(VS__STORE_USER_ID_MAX);
+    st->scratch = aligned_alloc(16, (entry_size(st, cap) + 15) & ~(size_t)15);
+    if (!st->scratch) {
+        return fail(st, VS_ENOMEM, "out of memory");
+    }
+    memset(st->scratch, 0, sizeof *st->scratch);
+    st->scratch->id = (char *)st->scratch->data + st->data_size;
+    st->scratch->sec_off = st->sec_off;
+    return 0;
+}
+
+/* FNV-1a, finished with a 64-bit mix so that the low bits (the bucket) depend on every byte. */
+static uint64_t hash_id(const char *id, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)id[i]) * 0x100000001b3ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static void link_remove(struct vs__link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+}
+
+static void link_push_head(struct vs__link *head, struct vs__link *l)
+{
+    l->next = head->next;
+    l->prev = head;
+    head->next->prev = l;
+    head->next = l;
+}
+
+static struct vs__customer *cache_find(struct vs__store *st, const char *id, size_t len,
+                                       uint64_t h)
+{
+    for (struct vs__customer *e = st->buckets[h & (st->nbuckets - 1)]; e; e = e->hnext) {
+        if (e->hash == h && e->id_len == len && memcmp(e->id, id, len) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Double the bucket array when the table is fuller than one entry per bucket. This happens
+ * while the cache fills, not in the steady state. A failed allocation keeps the old table. */
+static void cache_grow(struct vs__store *st)
+{
+    size_t n = st->nbuckets * 2;
+    struct vs__customer **b = calloc(n, sizeof *b);
+    if (!b) {
+        return;
+    }
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        struct vs__customer *e = st->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->hnext;
+            e->hnext = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(st->buckets);
+    st->used += (n - st->nbuckets) * sizeof *b;
+    st->buckets = b;
+    st->nbuckets = n;
+}
+
+static void entry_release(struct vs__store *st, struct vs__customer *e)
+{
+    size_t sz = entry_size(st, (size_t)e->sclass * VS__ID_CLASS);
+    if (st->free_bytes + sz <= VS__FREE_LIST_MAX) {
+        e->hnext = st->free_list[e->sclass];
+        st->free_list[e->sclass] = e;
+        st->free_bytes += sz;
+    } else {
+        free(e);
+    }
+}
+
+static struct vs__customer *entry_acquire(struct vs__store *st, size_t id_len)
+{
+    size_t cap = entry_id_cap(id_len);
+    int cls = (int)(cap / VS__ID_CLASS);
+    size_t sz = entry_size(st, cap);
+    struct vs__customer *e = st->free_list[cls];
+    if (e) {
+        st->free_list[cls] = e->hnext;
+        st->free_bytes -= sz;
+    } else {
+        e = aligned_alloc(16, (sz + 15) & ~(size_t)15);
+        if (!e) {
+            return NULL;
+        }
+    }
+    e->sclass = (uint8_t)cls;
+    e->id = (char *)e->data + st->data_size;
+    e->sec_off = st->sec_off;
+    return e;
+}
+
+static void cache_unlink(struct vs__store *st, struct vs__customer *e)
+{
+    struct vs__customer **pp = &st->buckets[e->hash & (st->nbuckets - 1)];
+    while (*pp != e) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = e->hnext;
+    link_remove(&e->link);
+    st->nentries--;
+    st->used -= entry_cost(st, e->id_len);
+}
+
+/* Evict clean records, least recently used first, until `need` more bytes fit the budget. */
+static void cache_evict(struct vs__store *st, size_t need)
+{
+    while (st->used + need > st->budget && st->clean.prev != &st->clean) {
+        struct vs__customer *e = (struct vs__customer *)st->clean.prev;
+        cache_unlink(st, e);
+        entry_release(st, e);
+        st->evictions++;
+    }
+}
+
+int vs__store_wants_commit(const struct vs__store *st)
+{
+    return st->used > st->budget && st->clean.next == &st->clean;
+}
+
+/* ==== Customer record encoding ==== */
+
+static int is_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Encode a record into st->enc. All-zero sections are left out: a missing section decodes as
+ * zeros, which is what a customer the operator never saw has. */
+static size_t encode_record(struct vs__store *st, const struct vs__customer *c)
+{
+    unsigned char *p = st->enc + VS__RECORD_HEADER;
+    uint16_t n = 0;
+    for (int i = 0; i < st->nsecs; i++) {
+        const struct vs__section_desc *d = &st->secs[i];
+        const unsigned char *sec = c->data + st->sec_off[i];
+        if (d->size == 0 || is_zero(sec, d->size)) {
+            continue;
+        }
+        size_t nl = strlen(d->name);
+        *p++ = (unsigned char)nl;
+        memcpy(p, d->name, nl);
+        p += nl;
+        put_le32(p, d->version);
+        put_le32(p + 4, (uint32_t)d->size);
+        p += 8;
+        memcpy(p, sec, d->size);
+        p += d->size;
+        n++;
+    }
+    memcpy(st->enc, "VSC", 3);
+    st->enc[3] = VS__RECORD_FORMAT;
+    put_le16(st->enc + 4, n);
+    return (size_t)(p - st->enc);
+}
+
+/*
+ * Decode a stored record into data (all sections, zeroed first). A section of an older version
+ * goes through its operator's upgrade callback, from an aligned copy; a newer version, an
+ * unknown operator or a malformed record is an error naming the customer.
+ */
+static int decode_record(struct vs__store *st, const unsigned char *buf, size_t len,
+                         unsigned char *data, const char *uid)
+{
+    memset(data, 0, st->data_size);
+    if (len < VS__RECORD_HEADER || memcmp(buf, "VSC", 3) != 0) {
+        return fail(st, VS_ECORRUPT, "customer %s: stored record is not a valuestream record",
+                    uid);
+    }
+    if (buf[3] != VS__RECORD_FORMAT) {
+        return fail(st, VS_EVERSION,
+                    "customer %s: stored record has format %u, this build reads format %d", uid,
+                    buf[3], VS__RECORD_FORMAT);
+    }
+    unsigned n = get_le16(buf + 4);
+    size_t pos = VS__RECORD_HEADER;
+    uint64_t seen = 0;
+    for (unsigned k = 0; k < n; k++) {
+        if (pos + 1 > len || pos + 1 + buf[pos] + 8 > len) {
+            return fail(st, VS_ECORRUPT, "customer %s: stored record is truncated", uid);
+        }
+        size_t nl = buf[pos];
+        const char *name = (const char *)buf + pos + 1;
+        uint32_t version = get_le32(buf + pos + 1 + nl);
+        uint32_t slen = get_le32(buf + pos + 1 + nl + 4);
+        pos += 1 + nl + 8;
+        if (slen > len - pos) {
+            return fail(st, VS_ECORRUPT, "customer %s: stored record is truncated", uid);
+        }
+        const unsigned char *sec = buf + pos;
+        pos += slen;
+        int i = 0;
+        while (i < st->nsecs &&
+               !(strlen(st->secs[i].name) == nl && memcmp(st->secs[i].name, name, nl) == 0)) {
+            i++;
+        }
+        if (i == st->nsecs) {
+            return fail(st, VS_EVERSION,
+                        "customer %s: stored record has a section of operator \"%.*s\", which "
+                        "this build does not run",
+                        uid, (int)nl, name);
+        }
+        const struct vs__section_desc *d = &st->secs[i];
+        if (i < 64 && (seen & (uint64_t)1 << i)) {
+            return fail(st, VS_ECORRUPT, "customer %s: section \"%s\" appears twice", uid,
+                        d->name);
+        }
+        seen |= i < 64 ? (uint64_t)1 << i : 0;
+        unsigned char *dst = data + st->sec_off[i];
+        if (version == d->version) {
+            if (slen != d->size) {
+                return fail(st, VS_ECORRUPT,
+                            "customer %s: section \"%s\" version %u has %u bytes, expected %zu",
+                            uid, d->name, (unsigned)version, (unsigned)slen, d->size);
+            }
+            memcpy(dst, sec, slen);
+        } else if (version > d->version) {
+            return fail(st, VS_EVERSION,
+                        "operator \"%s\": stored section version %u is newer than this build's "
+                        "version %u (customer %s); use a newer valuestream",
+                        d->name, (unsigned)version, (unsigned)d->version, uid);
+        } else if (!d->upgrade) {
+            return fail(st, VS_EVERSION,
+                        "operator \"%s\": stored section version %u is older than this build's "
+                        "version %u and the operator has no upgrade (customer %s)",
+                        d->name, (unsigned)version, (unsigned)d->version, uid);
+        } else {
+            if (slen > st->upgrade_cap) {
+                size_t cap = (slen + 15) & ~(size_t)15;
+                unsigned char *nb = aligned_alloc(16, cap);
+                if (!nb) {
+                    return fail(st, VS_ENOMEM, "out of memory");
+                }
+                free(st->upgrade_buf);
+                st->upgrade_buf = nb;
+                st->upgrade_cap = cap;
+            }
+            memcpy(st->upgrade_buf, sec, slen);
+            int rc = d->upgrade(version, st->upgrade_buf, slen, dst);
+            if (rc != 0) {
+                return fail(st, rc < 0 ? rc : VS_EVERSION,
+                            "operator \"%s\": upgrading the section of customer %s from version "
+                            "%u to %u failed (%d)",
+                            d->name, uid, (unsigned)version, (unsigned)d->version, rc);
+            }
+        }
+    }
+    if (pos != len) {
+        return fail(st, VS_ECORRUPT, "customer %s: stored record has %zu trailing bytes", uid,
+                    len - pos);
+    }
+    return 0;
+}
+
+/* ==== Customers ==== */
+
+/*
+ * The hot path. A hit moves the record to the head of the dirty list. A miss first makes room
+ * (evicting clean records; when none is left the cache grows past its budget and
+ * vs__store_wants_commit() turns true), then reads the committed record with a pinned Get and
+ * decodes it straight into the new entry.
+ */
+int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
+                       struct vs__customer **out, int *is_new)
+{
+    if (len == 0 || len > VS__STORE_USER_ID_MAX) {
+        return fail(st, VS_EINVAL, "customer id of %zu bytes (1 to %d allowed)", len,
+                    VS__STORE_USER_ID_MAX);
+    }
+    uint64_t h = hash_id(user_id, len);
+    struct vs__customer *e = cache_find(st, user_id, len, h);
+    if (e) {
+        st->hits++;
+        link_remove(&e->link);
+        if (!e->dirty) {
+            e->dirty = 1;
+            st->ndirty++;
+        }
+        link_push_head(&st->dirty, &e->link);
+        if (is_new) {
+            *is_new = 0;
+        }
+        *out = e;
+        return 0;
+    }
+
+    st->misses++;
+    size_t cost = entry_cost(st, len);
+    cache_evict(st, cost);
+    e = entry_acquire(st, len);
+    if (!e) {
+        return fail(st, VS_ENOMEM, "out of memory for a customer record");
+    }
+    memcpy(e->id, user_id, len);
+    e->id[len] = '\0';
+    e->id_len = (uint32_t)len;
+    e->hash = h;
+
+    char *rerr = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(st->db, st->ro, st->cf[CF_CUSTOMERS], user_id, len, &rerr);
+    int rc = 0;
+    if (rerr) {
+        rc = fail_rocks(st, rerr, "cannot read a customer record");
+    } else if (ps) {
+        size_t vlen = 0;
+        const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+        rc = decode_record(st, (const unsigned char *)v, vlen, e->data, e->id);
+        rocksdb_pinnableslice_destroy(ps);
+    } else {
+        memset(e->data, 0, st->data_size);
+    }
+    if (rc != 0) {
+        entry_release(st, e);
+        return rc;
+    }
+    if (is_new) {
+        *is_new = ps == NULL;
+    }
+
+    if (st->nentries >= st->nbuckets) {
+        cache_grow(st);
+    }
+    size_t b = h & (st->nbuckets - 1);
+    e->hnext = st->buckets[b];
+    st->buckets[b] = e;
+    e->dirty = 1;
+    st->ndirty++;
+    link_push_head(&st->dirty, &e->link);
+    st->nentries++;
+    st->used += cost;
+    *out = e;
+    return 0;
+}
+
+void *vs__customer_section(struct vs__customer *c, int i)
+{
+    return c->data + c->sec_off[i];
+}
+
+const char *vs__customer_id(const struct vs__customer *c)
+{
+    return c->id;
+}
+
+/* ==== Offsets, watermarks and other meta ==== */
+
+static void put_meta_text(struct vs__store *st, const char *key, const char *val)
+{
+    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_META], key, strlen(key), val, strlen(val));
+}
+
+static int meta_key(struct vs__store *st, char *buf, size_t cap, const char *kind,
+                    const char *topic, int32_t partition)
+{
+    if (!topic || !*topic || strchr(topic, '/') || partition < 0) {
+        return fail(st, VS_EINVAL, "invalid topic or partition for a stored %s", kind);
+    }
+    int n = snprintf(buf, cap, "%s/%s/%d", kind, topic, (int)partition);
+    if (n < 0 || (size_t)n >= cap) {
+        return fail(st, VS_EINVAL, "topic name too long: %s", topic);
+    }
+    return n;
+}
+
+/* A pending or committed 8-byte meta value. */
+static int meta_get_i64(struct vs__store *st, const char *kind, const char *topic,
+                        int32_t partition, int64_t *out)
+{
+    char key[VS__META_KEY_MAX];
+    int n = meta_key(st, key, sizeof key, kind, topic, partition);
+    if (n < 0) {
+        return n;
+    }
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(st->wb, st->db, st->ro,
+                                                             st->cf[CF_META], key, (size_t)n,
+                                                             &len, &rerr);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read meta");
+    }
+    if (!v) {
+        return VS_ENOTFOUND;
+    }
+    int rc = 0;
+    if (len == 8) {
+        *out = get_le64((const unsigned char *)v);
+    } else {
+        rc = fail(st, VS_ECORRUPT, "stored %s has %zu bytes, expected 8", key, len);
+    }
+    free(v);
+    return rc;
+}
+
+static int meta_set_i64(struct vs__store *st, const char *kind, const char *topic,
+                        int32_t partition, int64_t value)
+{
+    if (st->read_only) {
+        return fail(st, VS_EINVAL, "the store is open read-only");
+    }
+    char key[VS__META_KEY_MAX];
+    int n = meta_key(st, key, sizeof key, kind, topic, partition);
+    if (n < 0) {
+        return n;
+    }
+    unsigned char v[8];
+    put_le64(v, value);
+    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_META], key, (size_t)n, (const char *)v, 8);
+    return 0;
+}
+
+int vs__store_get_offset(struct vs__store *st, const char *topic, int32_t partition,
+                         int64_t *next_offset)
+{
+    return meta_get_i64(st, "offset", topic, partition, next_offset);
+}
+
+int vs__store_set_offset(struct vs__store *st, const char *topic, int32_t partition,
+                         int64_t next_offset)
+{
+    return meta_set_i64(st, "offset", topic, partition, next_offset);
+}
+
+int vs__store_get_watermark(struct vs__store *st, const char *topic, int32_t partition,
+                            int64_t *watermark)
+{
+    return meta_get_i64(st, "watermark", topic, partition, watermark);
+}
+
+int vs__store_set_watermark(struct vs__store *st, const char *topic, int32_t partition,
+                            int64_t watermark)
+{
+    return meta_set_i64(st, "watermark", topic, partition, watermark);
+}
+
+/* An iterator over a column family that sees the pending batch. */
+static rocksdb_iterator_t *pending_iterator(struct vs__store *st, const rocksdb_readoptions_t *ro,
+                                           int cf)
+{
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+    return rocksdb_writebatch_wi_create_iterator_with_base_cf(st->wb, base, st->cf[cf]);
+}
+
+struct offset_row {
+    char *topic;
+    int32_t partition;
+    int has_offset, has_watermark;
+    int64_t offset, watermark;
+};
+
+static int offset_row_cmp(const void *a, const void *b)
+{
+    const struct offset_row *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* Collect "offset/..." and "watermark/..." keys into rows, one per (topic, partition). */
+static void collect_offsets(struct vs__store *st, rocksdb_iterator_t *it, const char *kind,
+                            struct offset_row **rows, size_t *n, size_t *cap)
+{
+    size_t kl = strlen(kind);
+    for (rocksdb_iter_seek(it, kind, kl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen < kl || memcmp(k, kind, kl) != 0) {
+            break;
+        }
+        const char *slash = memchr(k + kl, '/', klen - kl);
+        if (!slash || slash == k + kl || vlen != 8 || klen - (size_t)(slash - k) > 12) {
+            continue;
+        }
+        char num[16];
+        size_t nl = klen - (size_t)(slash - k) - 1;
+        memcpy(num, slash + 1, nl);
+        num[nl] = '\0';
+        int32_t partition = (int32_t)strtol(num, NULL, 10);
+        size_t tl = (size_t)(slash - (k + kl));
+        size_t i = 0;
+        while (i < *n && !(strlen((*rows)[i].topic) == tl &&
+                           memcmp((*rows)[i].topic, k + kl, tl) == 0 &&
+                           (*rows)[i].partition == partition)) {
+            i++;
+        }
+        if (i == *n) {
+            if (*n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 16;
+                struct offset_row *nr = realloc(*rows, nc * sizeof *nr);
+                if (!nr) {
+                    return;
+                }
+                *rows = nr;
+                *cap = nc;
+            }
+            struct offset_row *r = &(*rows)[(*n)++];
+            memset(r, 0, sizeof *r);
+            r->topic = strndup(k + kl, tl);
+            r->partition = partition;
+            if (!r->topic) {
+                (*n)--;
+                return;
+            }
+        }
+        int64_t val = get_le64((const unsigned char *)v);
+        if (kind[0] == 'o') {
+            (*rows)[i].has_offset = 1;
+            (*rows)[i].offset = val;
+        } else {
+            (*rows)[i].has_watermark = 1;
+            (*rows)[i].watermark = val;
+        }
+    }
+}
+
+void vs__store_foreach_offset(struct vs__store *st, vs__store_offset_fn fn, void *arg)
+{
+    struct offset_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    rocksdb_iterator_t *it = pending_iterator(st, st->ro, CF_META);
+    collect_offsets(st, it, "offset/", &rows, &n, &cap);
+    collect_offsets(st, it, "watermark/", &rows, &n, &cap);
+    rocksdb_iter_destroy(it);
+    if (n) {
+        qsort(rows, n, sizeof *rows, offset_row_cmp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        fn(arg, rows[i].topic, rows[i].partition, rows[i].has_offset ? rows[i].offset : -1,
+           rows[i].has_watermark, rows[i].watermark);
+        free(rows[i].topic);
+    }
+    free(rows);
+}
+
+void vs__store_foreach_section_version(struct vs__store *st, vs__store_section_fn fn, void *arg)
+{
+    rocksdb_iterator_t *it = pending_iterator(st, st->ro, CF_META);
+    for (rocksdb_iter_seek(it, "section/", 8); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen < 8 || memcmp(k, "section/", 8) != 0) {
+            break;
+        }
+        char name[300], num[16];
+        if (klen - 8 >= sizeof name || vlen >= sizeof num) {
+            continue;
+        }
+        memcpy(name, k + 8, klen - 8);
+        name[klen - 8] = '\0';
+        memcpy(num, v, vlen);
+        num[vlen] = '\0';
+        fn(arg, name, (uint32_t)strtoul(num, NULL, 10));
+    }
+    rocksdb_iter_destroy(it);
+}
+
+/* ==== Timers ==== */
+
+#define VS__TS_BIAS ((uint64_t)1 << 63)
+
+/* (partition u32, fire_ts biased i64, user id, 0, op u8, tag u32), all big-endian, so that the
+ * byte order of keys is (partition, fire time, user, operator, tag). */
+static size_t timer_key(unsigned char *k, int32_t partition, int64_t fire_ts, const char *user,
+                        size_t ulen, uint8_t op, uint32_t tag)
+{
+    put_be32(k, (uint32_t)partition);
+    put_be64(k + 4, (uint64_t)fire_ts ^ VS__TS_BIAS);
+    memcpy(k + 12, user, ulen);
+    k[12 + ulen] = 0;
+    k[13 + ulen] = op;
+    put_be32(k + 14 + ulen, tag);
+    return 18 + ulen;
+}
+
+/* The lower bound of fire times of a partition's timers, or NULL when it cannot be kept. */
+static int64_t *timer_lb(struct vs__store *st, int32_t partition)
+{
+    size_t p = (size_t)partition;
+    if (p >= st->ntimer_lb) {
+        if (p >= ((size_t)1 << 20)) {
+            return NULL;
+        }
+        size_t n = st->ntimer_lb ? st->ntimer_lb : 16;
+        while (n <= p) {
+            n *= 2;
+        }
+        int64_t *nl = realloc(st->timer_lb, n * sizeof *nl);
+        if (!nl) {
+            return NULL;
+        }
+        for (size_t i = st->ntimer_lb; i < n; i++) {
+            nl[i] = INT64_MIN;
+        }
+        st->timer_lb = nl;
+        st->ntimer_lb = n;
+    }
+    return &st->timer_lb[p];
+}
+
+static int timer_check(struct vs__store *st, int32_t partition, const char *user_id, size_t *ulen)
+{
+    if (st->read_only) {
+        return fail(st, VS_EINVAL, "the store is open read-only");
+    }
+    *ulen = user_id ? strlen(user_id) : 0;
+    if (partition < 0 || *ulen == 0 || *ulen > VS__STORE_USER_ID_MAX) {
+        return fail(st, VS_EINVAL, "invalid timer (partition %d, customer id of %zu bytes)",
+                    (int)partition, *ulen);
+    }
+    return 0;
+}
+
+int vs__store_timer_set(struct vs__store *st, int32_t partition, int64_t fire_ts,
+                        const char *user_id, uint8_t op, uint32_t tag)
+{
+    size_t ulen;
+    int rc = timer_check(st, partition, user_id, &ulen);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned char k[VS__TIMER_KEY_MAX];
+    size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
+    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl, "", 0);
+    int64_t *lb = timer_lb(st, partition);
+    if (lb && *lb != INT64_MIN && fire_ts < *lb) {
+        *lb = fire_ts;
+    }
+    return 0;
+}
+
+int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire_ts,
+                           const char *user_id, uint8_t op, uint32_t tag)
+{
+    size_t ulen;
+    int rc = timer_check(st, partition, user_id, &ulen);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned char k[VS__TIMER_KEY_MAX];
+    size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
+    rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl);
+    return 0;
+}
+
+/*
+ * The earliest due timer of a partition, committed or pending, not cancelled. The engine asks
+ * after every watermark advance, and almost always nothing is due, so each partition keeps a
+ * lower bound of its timers' fire times (lowered by every set, raised by every scan): when the
+ * watermark is below it the answer needs no RocksDB iterator. A scan seeks to that bound, which
+ * also skips the tombstones of timers already fired, and stops at the watermark.
+ */
+int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, int64_t *fire_ts,
+                         char *user_buf, size_t user_buflen, uint8_t *op, uint32_t *tag)
+{
+    if (partition < 0) {
+        return fail(st, VS_EINVAL, "invalid partition %d", (int)partition);
+    }
+    int64_t *lb = timer_lb(st, partition);
+    int64_t from = lb ? *lb : INT64_MIN;
+    if (from != INT64_MIN && upto < from) {
+        return VS_ENOTFOUND;
+    }
+
+    size_t blen;
+    if (upto == INT64_MAX) {
+        put_be32((unsigned char *)st->timer_bound, (uint32_t)partition + 1);
+        blen = 4;
+    } else {
+        put_be32((unsigned char *)st->timer_bound, (uint32_t)partition);
+        put_be64((unsigned char *)st->timer_bound + 4, (uint64_t)(upto + 1) ^ VS__TS_BIAS);
+        blen = 12;
+    }
+    rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, st->timer_bound, blen);
+    rocksdb_iterator_t *it = pending_iterator(st, st->ro_timer, CF_TIMERS);
+    unsigned char seek[12];
+    put_be32(seek, (uint32_t)partition);
+    put_be64(seek + 4, (uint64_t)from ^ VS__TS_BIAS);
+    rocksdb_iter_seek(it, (const char *)seek, sizeof seek);
+
+    int rc = VS_ENOTFOUND;
+    int64_t next_lb = upto == INT64_MAX ? INT64_MAX : upto + 1;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen >= 19 && get_be32(k) == (uint32_t)partition) {
+            int64_t f = (int64_t)(get_be64(k + 4) ^ VS__TS_BIAS);
+            size_t ulen = klen - 18;
+            if (k[12 + ulen] != 0) {
+                rc = fail(st, VS_ECORRUPT, "malformed timer key in partition %d",
+                          (int)partition);
+            } else if (f <= upto) {
+                next_lb = f;
+                if (ulen + 1 > user_buflen) {
+                    rc = fail(st, VS_ETOOBIG, "customer id of %zu bytes does not fit", ulen);
+                } else {
+                    memcpy(user_buf, k + 12, ulen);
+                    user_buf[ulen] = '\0';
+                    *fire_ts = f;
+                    *op = k[13 + ulen];
+                    *tag = get_be32(k + 14 + ulen);
+                    rc = 0;
+                }
+            } else {
+                next_lb = f;
+            }
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, NULL, 0);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read timers");
+    }
+    if (lb && rc != VS_ECORRUPT) {
+        *lb = next_lb;
+    }
+    return rc;
+}
+
+/* ==== Models ==== */
+
+int vs__store_model_get(struct vs__store *st, const char *key, void **val, size_t *len)
+{
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+        st->wb, st->db, st->ro, st->cf[CF_MODELS], key, strlen(key), &vlen, &rerr);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read a model");
+    }
+    if (!v) {
+        return VS_ENOTFOUND;
+    }
+    *val = v;
+    *len = vlen;
+    return 0;
+}
+
+int vs__store_model_put(struct vs__store *st, const char *key, const void *val, size_t len)
+{
+    if (st->read_only) {
+        return fail(st, VS_EINVAL, "the store is open read-only");
+    }
+    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_MODELS], key, strlen(key), val, len);
+    return 0;
+}
+
+int vs__store_model_delete(struct vs__store *st, const char *key)
+{
+    if (st->read_only) {
+        return fail(st, VS_EINVAL, "the store is open read-only");
+    }
+    rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[CF_MODELS], key, strlen(key));
+    return 0;
+}
+
+/* ==== Commit ==== */
+
+/*
+ * Add every dirty record to the pending batch and write the batch. On failure the records are
+ * taken out of the batch again (save point) and stay dirty, so nothing is half-committed in
+ * memory either. On success the dirty list, most recent first, becomes the head of the clean
+ * LRU list and the cache is brought back within its budget.
+ */
+int vs__store_commit(struct vs__store *st)
+{
+    if (st->read_only) {
+        return fail(st, VS_EINVAL, "the store is open read-only");
+    }
+    if (st->ndirty == 0 && rocksdb_writebatch_wi_count(st->wb) == 0) {
+        cache_evict(st, 0);
+        return 0;
+    }
+    rocksdb_writebatch_wi_set_save_point(st->wb);
+    for (struct vs__link *l = st->dirty.next; l != &st->dirty; l = l->next) {
+        struct vs__customer *e = (struct vs__customer *)l;
+        size_t len = encode_record(st, e);
+        rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_CUSTOMERS], e->id, e->id_len,
+                                     (const char *)st->enc, len);
+    }
+    char *rerr = NULL;
+    rocksdb_write_writebatch_wi(st->db, st->wo, st->wb, &rerr);
+    if (rerr) {
+        char *rerr2 = NULL;
+        rocksdb_writebatch_wi_rollback_to_save_point(st->wb, &rerr2);
+        free(rerr2);
+        return fail_rocks(st, rerr, "commit failed");
+    }
+    rocksdb_writebatch_wi_clear(st->wb);
+
+    if (st->ndirty) {
+        for (struct vs__link *l = st->dirty.next; l != &st->dirty; l = l->next) {
+            ((struct vs__customer *)l)->dirty = 0;
+        }
+        struct vs__link *first = st->dirty.next, *last = st->dirty.prev;
+        last->next = st->clean.next;
+        st->clean.next->prev = last;
+        st->clean.next = first;
+        first->prev = &st->clean;
+        st->dirty.next = st->dirty.prev = &st->dirty;
+        st->ndirty = 0;
+    }
+    cache_evict(st, 0);
+    return 0;
+}
+
+/* ==== Iteration and statistics ==== */
+
+int vs__store_foreach_customer(struct vs__store *st, vs__store_customer_fn fn, void *arg)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[CF_CUSTOMERS]);
+    struct vs__customer *c = st->scratch;
+    int rc = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen == 0 || klen > VS__STORE_USER_ID_MAX) {
+            rc = fail(st, VS_ECORRUPT, "stored customer key of %zu bytes", klen);
+            break;
+        }
+        memcpy(c->id, k, klen);
+        c->id[klen] = '\0';
+        c->id_len = (uint32_t)klen;
+        rc = decode_record(st, (const unsigned char *)v, vlen, c->data, c->id);
+        if (rc == 0) {
+            rc = fn(arg, c->id, klen, c);
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read customer records");
+    }
+    return rc;
+}
+
+int vs__store_count_customers(struct vs__store *st, uint64_t *records, uint64_t *bytes)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_CUSTOMERS]);
+    uint64_t n = 0, b = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        rocksdb_iter_key(it, &klen);
+        rocksdb_iter_value(it, &vlen);
+        n++;
+        b += klen + vlen;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (rerr) {
+        return fail_rocks(st, rerr, "cannot read customer records");
+    }
+    *records = n;
+    *bytes = b;
+    return 0;
+}
+
+void vs__store_stats(struct vs__store *st, struct vs__store_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(st->db, st->cf[CF_CUSTOMERS], "rocksdb.estimate-num-keys", &v) ==
+        0) {
+        out->customers = v;
+    }
+    for (int i = 0; i < CF_COUNT; i++) {
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.live-sst-files-size", &v) == 0) {
+            out->bytes += v;
+        }
+    }
+    out->cache_records = st->nentries;
+    out->cache_bytes = st->used + st->free_bytes;
+    out->cache_hits = st->hits;
+    out->cache_misses = st->misses;
+    out->evictions = st->evictions;
+}
+
+/* ==== Close ==== */
+
+static void free_list_entries(struct vs__link *head)
+{
+    struct vs__link *l = head->next;
+    while (l != head) {
+        struct vs__link *next = l->next;
+        free(l);
+        l = next;
+    }
+}
+
+/*
+ * Close the store. Uncommitted changes are dropped: that is the contract (the directory holds
+ * the last commit). The memtables are flushed first so that the next open replays no WAL.
+ */
+void vs__store_close(struct vs__store *st)
+{
+    if (!st) {
+        return;
+    }
+    if (st->db) {
+        if (!st->read_only) {
+            rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+            rocksdb_flushoptions_set_wait(fo, 1);
+            for (int i = 0; i < CF_COUNT; i++) {
+                char *rerr = NULL;
+                rocksdb_flush_cf(st->db, fo, st->cf[i], &rerr);
+                free(rerr);
+            }
+            rocksdb_flushoptions_destroy(fo);
+        }
+        for (int i = 0; i < CF_COUNT; i++) {
+            if (st->cf[i]) {
+                rocksdb_column_family_handle_destroy(st->cf[i]);
+            }
+        }
+        rocksdb_close(st->db);
+    }
+    if (st->wb) {
+        rocksdb_writebatch_wi_destroy(st->wb);
+    }
+    for (int i = 0; i < CF_COUNT; i++) {
+        if (st->cfopts[i]) {
+            rocksdb_options_destroy(st->cfopts[i]);
+        }
+        if (st->bbto[i]) {
+            rocksdb_block_based_options_destroy(st->bbto[i]);
+        }
+    }
+    if (st->dbopts) {
+        rocksdb_options_destroy(st->dbopts);
+    }
+    if (st->block_cache) {
+        rocksdb_cache_destroy(st->block_cache);
+    }
+    if (st->ro) {
+        rocksdb_readoptions_destroy(st->ro);
+    }
+    if (st->ro_timer) {
+        rocksdb_readoptions_destroy(st->ro_timer);
+    }
+    if (st->wo) {
+        rocksdb_writeoptions_destroy(st->wo);
+    }
+    free_list_entries(&st->clean);
+    free_list_entries(&st->dirty);
+    for (int i = 0; i <= VS__NCLASS; i++) {
+        struct vs__customer *e = st->free_list[i], *next;
+        for (; e; e = next) {
+            next = e->hnext;
+            free(e);
+        }
+    }
+    free(st->buckets);
+    free(st->scratch);
+    free(st->enc);
+    free(st->upgrade_buf);
+    free(st->secs);
+    free(st->sec_off);
+    free(st->timer_lb);
+    free(st->dir);
+    free(st);
+}
