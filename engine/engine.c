@@ -141,6 +141,8 @@ struct vs__engine {
     char errbuf[512];
 
     int64_t *m_processed, *m_late, *m_fired, *m_commits, *m_deadletters;
+    double *m_busy;      /* seconds from the first event to the last processed */
+    uint64_t first_event_ms;
     uint64_t progress_last_ms;
     int64_t progress_last_events;
 
@@ -560,6 +562,15 @@ static void process_event(struct vs__engine *e, struct vs__partition *p,
     e->since_commit++;
 }
 
+static void note_progress(struct vs__engine *e)
+{
+    uint64_t now = mono_ms();
+    if (!e->first_event_ms) {
+        e->first_event_ms = now;
+    }
+    *e->m_busy = (double)(now - e->first_event_ms) / 1000.0;
+}
+
 /*
  * Decode and validate p's head record; a bad one is dead-lettered and dropped. Returns 1 when
  * p has a valid decoded head, 0 when its buffer is empty.
@@ -703,8 +714,14 @@ static void pump(struct vs__engine *e)
         return;
     }
     int fetched = e->draining ? 0 : vs__source_fetch(e->source, (int)e->batch);
+    if (fetched && !e->first_event_ms) {
+        e->first_event_ms = mono_ms();
+    }
     int blocked;
     int done = process_ready(e, (int)e->batch, &blocked);
+    if (done) {
+        note_progress(e);
+    }
     if (e->stopped) {
         return;
     }
@@ -724,6 +741,7 @@ static void pump(struct vs__engine *e)
     }
     if (e->opts.until_end && e->assigned_once && all_at_end(e)) {
         if (engine_commit(e) == 0) {
+            note_progress(e);
             vs_log(VS_LOG_INFO, "every partition is at its end; stopping");
         }
         engine_stop(e);
@@ -1003,6 +1021,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_late = vs__metrics_counter(e->metrics, "events.late");
     e->m_fired = vs__metrics_counter(e->metrics, "timers.fired");
     e->m_commits = vs__metrics_counter(e->metrics, "commits");
+    e->m_busy = vs__metrics_gauge(e->metrics, "run.busy.seconds");
 
     for (int i = 0; i < e->nops; i++) {
         struct vs__op_slot *s = &e->ops[i];

@@ -1,0 +1,252 @@
+/*
+ * Throughput: the engine against a plain librdkafka consume -> produce passthrough, in one run,
+ * on the same embedded broker and the same pre-generated topic.
+ *
+ * The broker runs in this process; the engine runs as the real binary in a child process (so its
+ * peak RSS is its own), once with only the profile operator and once with every operator. Each
+ * side is timed from its first fetched record to its last (group joins and start-up excluded),
+ * three rounds, alternating; the medians and their ratios are reported. The last line of stdout
+ * is one JSON object, also written to bench/results/throughput.json.
+ *
+ *   bench_throughput [--events N] [--partitions N] [--rounds N]
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "broker.h"
+#include "gen.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Consume every partition of topic from the beginning and produce each record to out. */
+static double passthrough(const char *bootstrap, const char *topic, const char *out, int parts,
+                          int64_t expect)
+{
+    rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
+    rd_kafka_conf_set(cc, "group.id", "passthrough", NULL, 0);
+    rd_kafka_conf_set(cc, "fetch.wait.max.ms", "10", NULL, 0);
+    rd_kafka_conf_set(cc, "queued.min.messages", "20000", NULL, 0);
+    rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, NULL, 0);
+    rd_kafka_conf_set(pc, "linger.ms", "5", NULL, 0);
+    rd_kafka_conf_set(pc, "batch.num.messages", "10000", NULL, 0);
+    rd_kafka_conf_set(pc, "queue.buffering.max.messages", "1000000", NULL, 0);
+    rd_kafka_conf_set(pc, "compression.codec", "lz4", NULL, 0);
+    rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, NULL, 0);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, NULL, 0);
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++) {
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p, out, NULL);
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
+    int64_t n = 0;
+    double start = 0;
+    rd_kafka_message_t *msgs[1000];
+    while (n < expect) {
+        ssize_t got = rd_kafka_consume_batch_queue(q, 100, msgs, 1000);
+        for (ssize_t i = 0; i < got; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            if (!m->err) {
+                if (!start) {
+                    start = now_s();
+                }
+                while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload,
+                                        m->len, m->key, m->key_len, NULL) == -1) {
+                    rd_kafka_poll(p, 10);
+                }
+                n++;
+            }
+            rd_kafka_message_destroy(m);
+        }
+        rd_kafka_poll(p, 0);
+    }
+    rd_kafka_flush(p, 60000);
+    double elapsed = now_s() - start;
+    rd_kafka_queue_destroy(q);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    rd_kafka_destroy(p);
+    return (double)n / elapsed;
+}
+
+static double json_number(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char pat[128];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    char *p = strstr(buf, pat);
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* Run the engine binary to the end of the topic; events/s over its busy time, peak RSS. */
+static double engine(const char *bootstrap, const char *operators, int round, double *rss_mib,
+                     int64_t expect)
+{
+    char dir[] = "/tmp/vs-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    char a_boot[256], a_state[256], a_metrics[256], a_group[64], a_ops[128], metrics[256];
+    snprintf(a_boot, sizeof(a_boot), "bootstrap.servers=%s", bootstrap);
+    snprintf(a_state, sizeof(a_state), "state.dir=%s/state", dir);
+    snprintf(metrics, sizeof(metrics), "%s/metrics.json", dir);
+    snprintf(a_metrics, sizeof(a_metrics), "metrics.file=%s", metrics);
+    snprintf(a_group, sizeof(a_group), "group.id=bench-%s-%d", operators, round);
+    snprintf(a_ops, sizeof(a_ops), "operators=%s", operators);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(VS_BIN, VS_BIN, "run", "--until-end", "--set", a_boot, "--set", a_state, "--set",
+              a_metrics, "--set", a_group, "--set", a_ops, "--set", "input.topic=bench.events",
+              "--set", "log.level=warn", "--set", "topic.profiles=bench.profiles", "--set",
+              "topic.recommendations=bench.recommendations", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    wait4(pid, &status, 0, &ru);
+    *rss_mib = (double)ru.ru_maxrss / 1024.0;
+    double busy = json_number(metrics, "run.busy.seconds");
+    double processed = json_number(metrics, "events.processed");
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd)) {
+        /* nothing to do */
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || busy <= 0 || processed != (double)expect) {
+        fprintf(stderr, "engine run failed (status %d, processed %.0f of %" PRId64 ")\n", status,
+                processed, expect);
+        return -1;
+    }
+    return processed / busy;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n / 2];
+}
+
+int main(int argc, char **argv)
+{
+    int64_t events = 500000;
+    int partitions = 32, rounds = 3;
+    static const struct option opts[] = {{"events", required_argument, NULL, 'e'},
+                                         {"partitions", required_argument, NULL, 'p'},
+                                         {"rounds", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'e') {
+            events = atoll(optarg);
+        } else if (c == 'p') {
+            partitions = atoi(optarg);
+        } else if (c == 'r') {
+            rounds = atoi(optarg);
+        } else {
+            fprintf(stderr, "usage: bench_throughput [--events N] [--partitions N] [--rounds N]\n");
+            return 2;
+        }
+    }
+    if (rounds < 1 || rounds > 15 || events < 1000 || partitions < 1) {
+        fprintf(stderr, "bench_throughput: bad arguments\n");
+        return 2;
+    }
+    char err[512];
+    struct vs__broker *b = vs__broker_new(err, sizeof(err));
+    if (!b) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    const char *boot = vs__broker_bootstraps(b);
+    vs__broker_create_topic(b, "bench.events", partitions);
+    vs__broker_create_topic(b, "bench.passthrough", partitions);
+    vs__broker_create_topic(b, "bench.profiles", partitions);
+    vs__broker_create_topic(b, "bench.recommendations", partitions);
+    char ev[32], cust[32];
+    snprintf(ev, sizeof(ev), "%" PRId64, events);
+    snprintf(cust, sizeof(cust), "%" PRId64, events / 50 > 100 ? events / 50 : 100);
+    char *gen_argv[] = {"gen", "--events", ev, "--customers", cust, "--bootstrap", (char *)boot,
+                        "--topic", "bench.events", NULL};
+    if (vs__gen_main(9, gen_argv)) {
+        fprintf(stderr, "generation failed\n");
+        return 1;
+    }
+    /* The generator calibrates to about N events; count what is there. */
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", boot, NULL, 0);
+    rd_kafka_t *probe = rd_kafka_new(RD_KAFKA_CONSUMER, cc, NULL, 0);
+    int64_t total = 0;
+    for (int i = 0; i < partitions; i++) {
+        int64_t lo, hi;
+        rd_kafka_query_watermark_offsets(probe, "bench.events", i, &lo, &hi, 5000);
+        total += hi - lo;
+    }
+    rd_kafka_destroy(probe);
+    fprintf(stderr, "bench: %" PRId64 " events in %d partitions\n", total, partitions);
+
+    double pt[15], eng[15], all[15], rss[15], rss_all[15];
+    for (int r = 0; r < rounds; r++) {
+        char out[64];
+        snprintf(out, sizeof(out), "bench.passthrough");
+        pt[r] = passthrough(boot, "bench.events", out, partitions, total);
+        eng[r] = engine(boot, "profile", r, &rss[r], total);
+        all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
+        fprintf(stderr,
+                "round %d: passthrough %.0f ev/s, engine (profile) %.0f ev/s, engine (all "
+                "operators) %.0f ev/s\n",
+                r + 1, pt[r], eng[r], all[r]);
+    }
+    double p = median(pt, rounds), e1 = median(eng, rounds), e2 = median(all, rounds);
+    double m1 = median(rss, rounds), m2 = median(rss_all, rounds);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"bench\":\"throughput\",\"events\":%" PRId64 ",\"engine_events_per_s\":%.0f,"
+             "\"passthrough_events_per_s\":%.0f,\"ratio\":%.3f,\"peak_rss_mib\":%.1f,"
+             "\"all_operators_events_per_s\":%.0f,\"all_operators_ratio\":%.3f,"
+             "\"all_operators_peak_rss_mib\":%.1f,\"rounds\":%d}",
+             total, e1, p, e1 / p, m1, e2, e2 / p, m2, rounds);
+    mkdir(VS_SOURCE_DIR "/bench/results", 0755);
+    FILE *f = fopen(VS_SOURCE_DIR "/bench/results/throughput.json", "w");
+    if (f) {
+        fprintf(f, "%s\n", json);
+        fclose(f);
+    }
+    printf("%s\n", json);
+    vs__broker_free(b);
+    return 0;
+}
