@@ -111,7 +111,7 @@ def main():
         subprocess.run([BIN, "run", "--until-end", "--set", "bootstrap.servers=" + bootstrap,
                         "--set", "state.dir=" + os.path.join(work, "state"),
                         "--set", "metrics.file=" + metrics, "--set", "max.record.bytes=1000",
-                        "--set", "log.level=warn"], check=True, timeout=300)
+                        "--set", "log.level=warn"] + os.environ.get("VS_TEST_SET", "").split(), check=True, timeout=300)
         m = json.load(open(metrics))
         assert m["events.processed"] == valid, (m["events.processed"], valid)
         assert m["events.deadlettered"] == bad, (m["events.deadlettered"], bad)
