@@ -54,16 +54,18 @@ struct vs__gen_stats {
     double rate_scale; /* the calibrated mean purchase rate, per day */
 };
 
+typedef int (*vs__gen_sink)(void *arg, const struct vs_event *ev);
+
 /*
  * Generate the shop's events in non-decreasing ts order and hand each to sink (whose event and
  * strings are valid only during the call). A non-zero return from sink stops the run and is
- * returned. truth, when not NULL, receives the ground truth as CSV (see below). stats may be
- * NULL. Returns 0, VS_EINVAL for bad options, VS_ENOMEM, VS_EIO (truth write failed) or the
- * sink's code.
+ * returned. truth, when not NULL, receives the ground truth as CSV (see below). Returns 0,
+ * VS_EINVAL for bad options, VS_ENOMEM, VS_EIO (truth write failed) or the sink's code.
  */
-int vs__gen_run(const struct vs__gen_options *o,
-                int (*sink)(void *arg, const struct vs_event *ev), void *arg, FILE *truth,
-                struct vs__gen_stats *stats);
+int vs__gen_run(const struct vs__gen_options *o, vs__gen_sink sink, void *arg, FILE *truth);
+/* The same, filling *stats (when not NULL) with what the run produced. */
+int vs__gen_run_stats(const struct vs__gen_options *o, vs__gen_sink sink, void *arg, FILE *truth,
+                      struct vs__gen_stats *stats);
 
 /*
  * `valuestream gen [--customers N] [--items N] [--events N] [--days N] [--seed N]

@@ -307,15 +307,18 @@ static int cf_index(const char *name)
     return -1;
 }
 
-/* True when the default column family of a database that has only that one is empty: what
- * RocksDB leaves if creation stopped between the database and our column families. */
+/* 1 when the default column family of a database that has only that one is empty (what
+ * RocksDB leaves if creation stopped between the database and our column families), 0 when it
+ * holds data, a negative code when the database cannot be read. */
 static int default_only_is_empty(struct vs__store *st)
 {
     char *rerr = NULL;
     rocksdb_t *db = rocksdb_open_for_read_only(st->dbopts, st->dir, 0, &rerr);
     if (!db) {
+        fail(st, VS_ECORRUPT, "state directory %s is corrupt or not a RocksDB database: %s",
+             st->dir, rerr ? rerr : "cannot open it");
         free(rerr);
-        return 0;
+        return VS_ECORRUPT;
     }
     rocksdb_iterator_t *it = rocksdb_create_iterator(db, st->ro);
     rocksdb_iter_seek_to_first(it);
@@ -344,7 +347,11 @@ static int check_column_families(struct vs__store *st)
     char *rerr = NULL;
     size_t n = 0;
     char **names = rocksdb_list_column_families(st->dbopts, st->dir, &n, &rerr);
-    if (!names) {
+    if (rerr || !names) {
+        /* the C API may return an (empty) list together with an error */
+        if (names) {
+            rocksdb_list_column_families_destroy(names, n);
+        }
         fail(st, VS_ECORRUPT,
              "state directory %s is corrupt or not a RocksDB database: %s", st->dir,
              rerr ? rerr : "cannot list its column families");
@@ -375,8 +382,14 @@ static int check_column_families(struct vs__store *st)
     if (nours == CF_COUNT) {
         return 1;
     }
-    if (nours == 1 && seen[CF_DEFAULT] && default_only_is_empty(st)) {
-        return 0;
+    if (nours == 1 && seen[CF_DEFAULT]) {
+        int empty = default_only_is_empty(st);
+        if (empty < 0) {
+            return empty;
+        }
+        if (empty) {
+            return 0;
+        }
     }
     return fail(st, VS_ECORRUPT,
                 "state directory %s holds a RocksDB database that is not valuestream's (it "
@@ -1343,9 +1356,9 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
                     *tag = get_be32(k + 14 + ulen);
                     rc = 0;
                 }
-            } else {
-                next_lb = f;
             }
+            /* A pending timer past upto says nothing about committed ones: the base iterator
+             * stops at upto, so the bound stays upto + 1. */
         }
     }
     char *rerr = NULL;

@@ -1,0 +1,249 @@
+/*
+ * Bounded online item co-occurrence with space-saving eviction (see cooc.h).
+ *
+ * Rows are m slots of (neighbour, weight) in two parallel arrays, unsorted: an add scans the m
+ * slots once to find the neighbour, a free slot or the lightest one, which at m of a few dozen
+ * is cheaper than keeping the slots ordered.
+ */
+#include "cooc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <valuestream/error.h>
+
+#define VS__COOC_MAGIC 0x4f435356u /* "VSCO" */
+#define VS__COOC_VERSION 1u
+
+struct vs_cooc {
+    int m;
+    int32_t n, cap;
+    int32_t *nb; /* cap x m, -1 = empty */
+    float *w;    /* cap x m */
+    float *tot;  /* cap: all weight ever added to the row, evicted neighbours included */
+    uint8_t *dirty;
+};
+
+struct vs_cooc *vs_cooc_new(int m, char *errbuf, size_t errlen)
+{
+    if (m < 1 || m > VS_COOC_MAX_M) {
+        snprintf(errbuf, errlen, "co-occurrence neighbours per item %d: expected 1..%d", m,
+                 VS_COOC_MAX_M);
+        return NULL;
+    }
+    struct vs_cooc *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    return c;
+}
+
+void vs_cooc_free(struct vs_cooc *c)
+{
+    if (!c) {
+        return;
+    }
+    free(c->nb);
+    free(c->w);
+    free(c->tot);
+    free(c->dirty);
+    free(c);
+}
+
+int vs_cooc_reserve(struct vs_cooc *c, int32_t n)
+{
+    if (n > c->cap) {
+        int32_t cap = c->cap ? c->cap : 1024;
+        while (cap < n) {
+            cap *= 2;
+        }
+        size_t m = (size_t)c->m;
+        int32_t *nb = realloc(c->nb, (size_t)cap * m * sizeof(int32_t));
+        if (!nb) {
+            return VS_ENOMEM;
+        }
+        c->nb = nb;
+        float *w = realloc(c->w, (size_t)cap * m * sizeof(float));
+        if (!w) {
+            return VS_ENOMEM;
+        }
+        c->w = w;
+        float *tot = realloc(c->tot, (size_t)cap * sizeof(float));
+        if (!tot) {
+            return VS_ENOMEM;
+        }
+        c->tot = tot;
+        size_t old_chunks = ((size_t)c->cap + VS_COOC_CHUNK_ROWS - 1) / VS_COOC_CHUNK_ROWS;
+        size_t chunks = ((size_t)cap + VS_COOC_CHUNK_ROWS - 1) / VS_COOC_CHUNK_ROWS;
+        uint8_t *dirty = realloc(c->dirty, chunks);
+        if (!dirty) {
+            return VS_ENOMEM;
+        }
+        memset(dirty + old_chunks, 0, chunks - old_chunks);
+        c->dirty = dirty;
+        c->cap = cap;
+    }
+    if (n > c->n) {
+        size_t m = (size_t)c->m;
+        memset(c->nb + (size_t)c->n * m, 0xff, (size_t)(n - c->n) * m * sizeof(int32_t));
+        memset(c->w + (size_t)c->n * m, 0, (size_t)(n - c->n) * m * sizeof(float));
+        memset(c->tot + c->n, 0, (size_t)(n - c->n) * sizeof(float));
+        c->n = n;
+    }
+    return 0;
+}
+
+int32_t vs_cooc_items(const struct vs_cooc *c)
+{
+    return c->n;
+}
+
+int vs_cooc_m(const struct vs_cooc *c)
+{
+    return c->m;
+}
+
+int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w)
+{
+    if (i < 0 || i >= c->n || j < 0 || j >= c->n || i == j || !isfinite(w) || !(w > 0)) {
+        return VS_EINVAL;
+    }
+    int32_t *nb = c->nb + (size_t)i * (size_t)c->m;
+    float *wt = c->w + (size_t)i * (size_t)c->m;
+    int light = 0, free_slot = -1;
+    c->tot[i] += w;
+    for (int s = 0; s < c->m; s++) {
+        if (nb[s] == j) {
+            wt[s] += w;
+            c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
+            return 0;
+        }
+        if (nb[s] < 0) {
+            if (free_slot < 0) {
+                free_slot = s;
+            }
+        } else if (wt[s] < wt[light] || nb[light] < 0) {
+            light = s;
+        }
+    }
+    if (free_slot >= 0) {
+        nb[free_slot] = j;
+        wt[free_slot] = w;
+    } else {
+        nb[light] = j;
+        wt[light] = w;
+    }
+    c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
+    return 0;
+}
+
+const int32_t *vs_cooc_neighbours(const struct vs_cooc *c, int32_t i)
+{
+    return c->nb + (size_t)i * (size_t)c->m;
+}
+
+const float *vs_cooc_weights(const struct vs_cooc *c, int32_t i)
+{
+    return c->w + (size_t)i * (size_t)c->m;
+}
+
+float vs_cooc_total(const struct vs_cooc *c, int32_t i)
+{
+    return c->tot[i];
+}
+
+float vs_cooc_get(const struct vs_cooc *c, int32_t i, int32_t j)
+{
+    const int32_t *nb = vs_cooc_neighbours(c, i);
+    for (int s = 0; s < c->m; s++) {
+        if (nb[s] == j) {
+            return vs_cooc_weights(c, i)[s];
+        }
+    }
+    return 0;
+}
+
+int32_t vs_cooc_chunks(const struct vs_cooc *c)
+{
+    return (c->n + VS_COOC_CHUNK_ROWS - 1) / VS_COOC_CHUNK_ROWS;
+}
+
+int32_t vs_cooc_next_dirty(const struct vs_cooc *c, int32_t from)
+{
+    int32_t chunks = vs_cooc_chunks(c);
+    for (int32_t k = from < 0 ? 0 : from; k < chunks; k++) {
+        if (c->dirty[k]) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+void vs_cooc_clear_dirty(struct vs_cooc *c)
+{
+    if (c->dirty) {
+        memset(c->dirty, 0, ((size_t)c->cap + VS_COOC_CHUNK_ROWS - 1) / VS_COOC_CHUNK_ROWS);
+    }
+}
+
+/* A chunk: magic, version, chunk, m, row count, then per row its m indexes and m weights. */
+size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, size_t cap)
+{
+    int32_t r0 = chunk * VS_COOC_CHUNK_ROWS;
+    int32_t r1 = r0 + VS_COOC_CHUNK_ROWS < c->n ? r0 + VS_COOC_CHUNK_ROWS : c->n;
+    uint32_t count = r1 > r0 ? (uint32_t)(r1 - r0) : 0;
+    size_t m = (size_t)c->m;
+    size_t need = 5 * sizeof(uint32_t) + count * m * (sizeof(int32_t) + sizeof(float));
+    if (cap < need) {
+        return need;
+    }
+    uint32_t head[5] = {VS__COOC_MAGIC, VS__COOC_VERSION, (uint32_t)chunk, (uint32_t)c->m,
+                        count};
+    uint8_t *p = buf;
+    memcpy(p, head, sizeof(head));
+    p += sizeof(head);
+    memcpy(p, c->nb + (size_t)r0 * m, count * m * sizeof(int32_t));
+    p += count * m * sizeof(int32_t);
+    memcpy(p, c->w + (size_t)r0 * m, count * m * sizeof(float));
+    return need;
+}
+
+int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size_t len)
+{
+    uint32_t head[5];
+    if (len < sizeof(head)) {
+        return VS_ECORRUPT;
+    }
+    memcpy(head, buf, sizeof(head));
+    if (head[0] != VS__COOC_MAGIC) {
+        return VS_ECORRUPT;
+    }
+    if (head[1] != VS__COOC_VERSION) {
+        return VS_EVERSION;
+    }
+    if (head[3] != (uint32_t)c->m) {
+        return VS_ECONFIG;
+    }
+    size_t m = (size_t)c->m;
+    uint32_t count = head[4];
+    int64_t r0 = (int64_t)chunk * VS_COOC_CHUNK_ROWS;
+    if (head[2] != (uint32_t)chunk || count > VS_COOC_CHUNK_ROWS || r0 + count > c->n ||
+        len != sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float))) {
+        return VS_ECORRUPT;
+    }
+    const uint8_t *p = (const uint8_t *)buf + sizeof(head);
+    int32_t *nb = c->nb + (size_t)r0 * m;
+    float *w = c->w + (size_t)r0 * m;
+    memcpy(nb, p, count * m * sizeof(int32_t));
+    memcpy(w, p + count * m * sizeof(int32_t), count * m * sizeof(float));
+    for (size_t s = 0; s < count * m; s++) {
+        if (nb[s] < -1 || nb[s] >= c->n || !isfinite(w[s]) || w[s] < 0) {
+            return VS_ECORRUPT;
+        }
+    }
+    return 0;
+}

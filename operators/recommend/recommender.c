@@ -1,0 +1,997 @@
+/*
+ * The recommender behind the `recommend` operator and `valuestream eval recommend`: learning
+ * from one interaction at a time and blending three signals into one top-N list.
+ *
+ * The three signals answer different questions. The matrix-factorization model knows a
+ * customer's taste once it has seen enough of them; co-occurrence ("bought together") knows
+ * what goes with the items the customer touched a moment ago, and is the strongest signal in
+ * the first interactions of a customer; recent popularity is what everybody wants now, the
+ * only thing to say about a customer seen for the first time. Each is normalised to [0, 1] and
+ * weighted, the model's weight ramping up with the number of the customer's interactions.
+ * Every entry keeps the signal that contributed most as its reason.
+ */
+#include "recommender.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdlib.h>
+
+#include <valuestream/error.h>
+
+/* ==== Configuration ==== */
+
+const struct vs_config_key vs_rec_config[] = {
+    {"recommend.k", VS_CONFIG_INT, "64", "factor dimension of the matrix-factorization model (1..64)"},
+    {"recommend.lambda", VS_CONFIG_DOUBLE, "0.5", "L2 regularisation of the customer fold-in"},
+    {"recommend.alpha", VS_CONFIG_DOUBLE, "2", "confidence per unit of interaction weight: c = 1 + alpha * weight"},
+    {"recommend.item.inertia", VS_CONFIG_DOUBLE, "4", "how slowly an item's factors follow each interaction (> 0)"},
+    {"recommend.init.scale", VS_CONFIG_DOUBLE, "0.1", "standard deviation of a new item's random factors"},
+    {"recommend.seed", VS_CONFIG_INT, "1", "seed of new item factors (with a hash of the item id)"},
+    {"recommend.max.items", VS_CONFIG_INT, "2000000", "most items the model holds; later new items are refused and counted"},
+    {"recommend.weight.view", VS_CONFIG_DOUBLE, "1", "interaction weight of a view"},
+    {"recommend.weight.add_to_cart", VS_CONFIG_DOUBLE, "4", "interaction weight of an add-to-cart"},
+    {"recommend.weight.remove_from_cart", VS_CONFIG_DOUBLE, "4", "weight a remove-from-cart takes away"},
+    {"recommend.weight.purchase", VS_CONFIG_DOUBLE, "10", "interaction weight of a purchase"},
+    {"recommend.weight.refund", VS_CONFIG_DOUBLE, "10", "weight a refund takes away"},
+    {"recommend.n", VS_CONFIG_INT, "20", "length of a recommendation list (1..50)"},
+    {"recommend.exclude.viewed", VS_CONFIG_BOOL, "false", "also leave out items the customer viewed (bought items always are)"},
+    {"recommend.every.views", VS_CONFIG_INT, "5", "send a fresh list after this many views (purchases and add-to-carts always trigger one)"},
+    {"recommend.min.interval.ms", VS_CONFIG_INT, "10000", "at most one list per customer per this much event time"},
+    {"recommend.recent.items", VS_CONFIG_INT, "32", "recent items per customer the model solves against (1..32)"},
+    {"recommend.cooc.neighbours", VS_CONFIG_INT, "64", "co-occurring items kept per item (1..256)"},
+    {"recommend.cooc.window", VS_CONFIG_INT, "10", "a customer's recent items an interaction co-occurs with (1..recent.items)"},
+    {"recommend.cooc.decay", VS_CONFIG_DOUBLE, "0.7", "weight of the p-th most recent item in co-occurrence: decay^p (0..1]"},
+    {"recommend.popularity.tau.ms", VS_CONFIG_DOUBLE, "86400000", "decay time constant of recent popularity, ms of event time"},
+    {"recommend.blend.model", VS_CONFIG_DOUBLE, "0.3", "blend weight of the matrix-factorization score"},
+    {"recommend.blend.together", VS_CONFIG_DOUBLE, "1", "blend weight of co-occurrence with the customer's recent items"},
+    {"recommend.blend.trending", VS_CONFIG_DOUBLE, "0.1", "blend weight of recent popularity"},
+    {"recommend.blend.model.ramp", VS_CONFIG_DOUBLE, "10", "customer interactions before the model gets its full blend weight"},
+    {NULL, 0, NULL, NULL},
+};
+
+enum field_kind { F_INT, F_INT64, F_FLOAT, F_DOUBLE, F_BOOL, F_U64 };
+
+struct field {
+    const char *key;
+    enum field_kind kind;
+    size_t off;
+};
+
+#define P(member) offsetof(struct vs_rec_params, member)
+static const struct field fields[] = {
+    {"recommend.k", F_INT, P(mf.k)},
+    {"recommend.lambda", F_FLOAT, P(mf.lambda)},
+    {"recommend.alpha", F_FLOAT, P(mf.alpha)},
+    {"recommend.item.inertia", F_FLOAT, P(mf.item_inertia)},
+    {"recommend.init.scale", F_FLOAT, P(mf.init_scale)},
+    {"recommend.seed", F_U64, P(mf.seed)},
+    {"recommend.max.items", F_INT, P(mf.max_items)},
+    {"recommend.weight.view", F_FLOAT, P(weight[VS_EVENT_VIEW])},
+    {"recommend.weight.add_to_cart", F_FLOAT, P(weight[VS_EVENT_ADD_TO_CART])},
+    {"recommend.weight.remove_from_cart", F_FLOAT, P(weight[VS_EVENT_REMOVE_FROM_CART])},
+    {"recommend.weight.purchase", F_FLOAT, P(weight[VS_EVENT_PURCHASE])},
+    {"recommend.weight.refund", F_FLOAT, P(weight[VS_EVENT_REFUND])},
+    {"recommend.n", F_INT, P(n)},
+    {"recommend.exclude.viewed", F_BOOL, P(exclude_viewed)},
+    {"recommend.every.views", F_INT, P(every_views)},
+    {"recommend.min.interval.ms", F_INT64, P(min_interval_ms)},
+    {"recommend.recent.items", F_INT, P(recent)},
+    {"recommend.cooc.neighbours", F_INT, P(cooc_m)},
+    {"recommend.cooc.window", F_INT, P(cooc_window)},
+    {"recommend.cooc.decay", F_FLOAT, P(cooc_decay)},
+    {"recommend.popularity.tau.ms", F_DOUBLE, P(pop_tau_ms)},
+    {"recommend.blend.model", F_FLOAT, P(blend_model)},
+    {"recommend.blend.together", F_FLOAT, P(blend_together)},
+    {"recommend.blend.trending", F_FLOAT, P(blend_trending)},
+    {"recommend.blend.model.ramp", F_FLOAT, P(model_ramp)},
+};
+#undef P
+
+int vs_rec_params_set(struct vs_rec_params *p, const char *key, const char *value, char *errbuf,
+                      size_t errlen)
+{
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        if (strcmp(fields[f].key, key) != 0) {
+            continue;
+        }
+        char *dst = (char *)p + fields[f].off;
+        char *end = NULL;
+        if (fields[f].kind == F_BOOL) {
+            int v;
+            if (!strcasecmp(value, "true") || !strcmp(value, "1") || !strcasecmp(value, "yes") ||
+                !strcasecmp(value, "on")) {
+                v = 1;
+            } else if (!strcasecmp(value, "false") || !strcmp(value, "0") ||
+                       !strcasecmp(value, "no") || !strcasecmp(value, "off")) {
+                v = 0;
+            } else {
+                snprintf(errbuf, errlen, "%s: expected true or false, got '%s'", key, value);
+                return VS_ECONFIG;
+            }
+            memcpy(dst, &v, sizeof(v));
+            return 0;
+        }
+        if (fields[f].kind == F_FLOAT || fields[f].kind == F_DOUBLE) {
+            double v = strtod(value, &end);
+            if (end == value || *end || !isfinite(v)) {
+                snprintf(errbuf, errlen, "%s: expected a finite number, got '%s'", key, value);
+                return VS_ECONFIG;
+            }
+            if (fields[f].kind == F_FLOAT) {
+                float fv = (float)v;
+                memcpy(dst, &fv, sizeof(fv));
+            } else {
+                memcpy(dst, &v, sizeof(v));
+            }
+            return 0;
+        }
+        long long v = strtoll(value, &end, 10);
+        if (end == value || *end) {
+            snprintf(errbuf, errlen, "%s: expected an integer, got '%s'", key, value);
+            return VS_ECONFIG;
+        }
+        if (fields[f].kind == F_INT) {
+            if (v < -2147483647LL || v > 2147483647LL) {
+                snprintf(errbuf, errlen, "%s: %lld is out of range", key, v);
+                return VS_ECONFIG;
+            }
+            int iv = (int)v;
+            memcpy(dst, &iv, sizeof(iv));
+        } else if (fields[f].kind == F_INT64) {
+            int64_t iv = v;
+            memcpy(dst, &iv, sizeof(iv));
+        } else {
+            uint64_t uv = (uint64_t)v;
+            memcpy(dst, &uv, sizeof(uv));
+        }
+        return 0;
+    }
+    snprintf(errbuf, errlen, "unknown key '%s'", key);
+    return VS_ECONFIG;
+}
+
+void vs_rec_params_default(struct vs_rec_params *p)
+{
+    char err[160];
+    memset(p, 0, sizeof(*p));
+    for (const struct vs_config_key *k = vs_rec_config; k->key; k++) {
+        int rc = vs_rec_params_set(p, k->key, k->def, err, sizeof(err));
+        (void)rc; /* the defaults are part of this file and parse */
+    }
+}
+
+int vs_rec_params_check(const struct vs_rec_params *p, char *errbuf, size_t errlen)
+{
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(errbuf, errlen, __VA_ARGS__);                                                     \
+        return VS_ECONFIG;                                                                         \
+    } while (0)
+    if (p->mf.k < 1 || p->mf.k > VS_MF_MAX_K) {
+        BAD("recommend.k: expected 1..%d, got %d", VS_MF_MAX_K, p->mf.k);
+    }
+    if (!(p->mf.lambda > 0)) {
+        BAD("recommend.lambda: expected > 0");
+    }
+    if (!(p->mf.alpha >= 0)) {
+        BAD("recommend.alpha: expected >= 0");
+    }
+    if (!(p->mf.item_inertia > 0)) {
+        BAD("recommend.item.inertia: expected > 0");
+    }
+    if (!(p->mf.init_scale >= 0) || p->mf.init_scale > 10) {
+        BAD("recommend.init.scale: expected 0..10");
+    }
+    if (p->mf.max_items < 1) {
+        BAD("recommend.max.items: expected >= 1");
+    }
+    for (int t = 0; t < VS_EVENT_TYPE_COUNT; t++) {
+        if (!(p->weight[t] >= 0) || p->weight[t] > 1e6f) {
+            BAD("recommend.weight.*: expected 0..1e6 (remove and refund weights are taken away)");
+        }
+    }
+    if (p->n < 1 || p->n > VS_REC_MAX_N) {
+        BAD("recommend.n: expected 1..%d, got %d", VS_REC_MAX_N, p->n);
+    }
+    if (p->every_views < 1) {
+        BAD("recommend.every.views: expected >= 1");
+    }
+    if (p->min_interval_ms < 0) {
+        BAD("recommend.min.interval.ms: expected >= 0");
+    }
+    if (p->recent < 1 || p->recent > VS_REC_MAX_RECENT) {
+        BAD("recommend.recent.items: expected 1..%d, got %d", VS_REC_MAX_RECENT, p->recent);
+    }
+    if (p->cooc_m < 1 || p->cooc_m > VS_COOC_MAX_M) {
+        BAD("recommend.cooc.neighbours: expected 1..%d, got %d", VS_COOC_MAX_M, p->cooc_m);
+    }
+    if (p->cooc_window < 1 || p->cooc_window > p->recent) {
+        BAD("recommend.cooc.window: expected 1..recommend.recent.items (%d), got %d", p->recent,
+            p->cooc_window);
+    }
+    if (!(p->cooc_decay > 0) || p->cooc_decay > 1) {
+        BAD("recommend.cooc.decay: expected (0, 1]");
+    }
+    if (!(p->pop_tau_ms > 0)) {
+        BAD("recommend.popularity.tau.ms: expected > 0");
+    }
+    if (!(p->blend_model >= 0) || !(p->blend_together >= 0) || !(p->blend_trending >= 0) ||
+        p->blend_model + p->blend_together + p->blend_trending <= 0) {
+        BAD("recommend.blend.*: expected weights >= 0, not all 0");
+    }
+    if (!(p->model_ramp >= 0)) {
+        BAD("recommend.blend.model.ramp: expected >= 0");
+    }
+#undef BAD
+    return 0;
+}
+
+/* ==== The recommender ==== */
+
+struct vs_rec {
+    struct vs_rec_params p;
+    struct vs_mf *mf;
+    struct vs_cooc *cooc;
+    struct vs_pop *pop;
+    struct vs_rec_stats stats;
+    int stats_dirty;
+    int32_t cap;          /* size of the per-item scratch below */
+    float *scores;        /* blended score per item */
+    float *co;            /* co-occurrence score per item, zero outside touched */
+    float *co_best;       /* largest single contribution to co */
+    int32_t *co_rel;      /* the customer's item behind co_best */
+    uint8_t *unavailable; /* per item */
+    int32_t n_unavailable;
+    int32_t *touched; /* items with co != 0 */
+    int32_t n_touched, touched_cap;
+    uint8_t *buf; /* checkpoint encode buffer */
+    size_t buf_cap;
+};
+
+struct vs_rec *vs_rec_new(const struct vs_rec_params *p, char *errbuf, size_t errlen)
+{
+    if (vs_rec_params_check(p, errbuf, errlen) < 0) {
+        return NULL;
+    }
+    struct vs_rec *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    r->p = *p;
+    r->mf = vs_mf_new(&p->mf, errbuf, errlen);
+    r->cooc = r->mf ? vs_cooc_new(p->cooc_m, errbuf, errlen) : NULL;
+    r->pop = r->cooc ? vs_pop_new(p->pop_tau_ms, errbuf, errlen) : NULL;
+    r->touched_cap = p->cooc_window * p->cooc_m;
+    r->touched = malloc((size_t)r->touched_cap * sizeof(int32_t));
+    if (!r->pop || !r->touched) {
+        if (r->pop) {
+            snprintf(errbuf, errlen, "out of memory");
+        }
+        vs_rec_free(r);
+        return NULL;
+    }
+    r->stats_dirty = 1;
+    return r;
+}
+
+void vs_rec_free(struct vs_rec *r)
+{
+    if (!r) {
+        return;
+    }
+    vs_mf_free(r->mf);
+    vs_cooc_free(r->cooc);
+    vs_pop_free(r->pop);
+    free(r->scores);
+    free(r->co);
+    free(r->co_best);
+    free(r->co_rel);
+    free(r->unavailable);
+    free(r->touched);
+    free(r->buf);
+    free(r);
+}
+
+const struct vs_rec_params *vs_rec_params(const struct vs_rec *r)
+{
+    return &r->p;
+}
+
+struct vs_mf *vs_rec_mf(struct vs_rec *r)
+{
+    return r->mf;
+}
+
+struct vs_cooc *vs_rec_cooc(struct vs_rec *r)
+{
+    return r->cooc;
+}
+
+struct vs_pop *vs_rec_pop(struct vs_rec *r)
+{
+    return r->pop;
+}
+
+struct vs_rec_stats vs_rec_stats(const struct vs_rec *r)
+{
+    struct vs_rec_stats s = r->stats;
+    s.rejected = vs_mf_rejected(r->mf);
+    return s;
+}
+
+/* Grow every per-item array to hold n items; runs only when the catalogue grows. */
+static int reserve_items(struct vs_rec *r, int32_t n)
+{
+    int rc = vs_cooc_reserve(r->cooc, n);
+    if (rc == 0) {
+        rc = vs_pop_reserve(r->pop, n);
+    }
+    if (rc < 0 || n <= r->cap) {
+        return rc;
+    }
+    int32_t cap = r->cap ? r->cap : 1024;
+    while (cap < n) {
+        cap *= 2;
+    }
+    float *scores = realloc(r->scores, (size_t)cap * sizeof(float));
+    if (!scores) {
+        return VS_ENOMEM;
+    }
+    r->scores = scores;
+    float *co = realloc(r->co, (size_t)cap * sizeof(float));
+    if (!co) {
+        return VS_ENOMEM;
+    }
+    r->co = co;
+    float *co_best = realloc(r->co_best, (size_t)cap * sizeof(float));
+    if (!co_best) {
+        return VS_ENOMEM;
+    }
+    r->co_best = co_best;
+    int32_t *co_rel = realloc(r->co_rel, (size_t)cap * sizeof(int32_t));
+    if (!co_rel) {
+        return VS_ENOMEM;
+    }
+    r->co_rel = co_rel;
+    uint8_t *un = realloc(r->unavailable, (size_t)cap);
+    if (!un) {
+        return VS_ENOMEM;
+    }
+    r->unavailable = un;
+    memset(r->co + r->cap, 0, (size_t)(cap - r->cap) * sizeof(float));
+    memset(r->unavailable + r->cap, 0, (size_t)(cap - r->cap));
+    r->cap = cap;
+    return 0;
+}
+
+static int find_recent(const struct vs_rec_customer *cu, int32_t item)
+{
+    for (int s = 0; s < cu->n_recent; s++) {
+        if (cu->recent[s] == item) {
+            return s;
+        }
+    }
+    return -1;
+}
+
+static void remove_recent(struct vs_rec_customer *cu, int pos)
+{
+    int tail = cu->n_recent - pos - 1;
+    memmove(cu->recent + pos, cu->recent + pos + 1, (size_t)tail * sizeof(int32_t));
+    memmove(cu->recent_w + pos, cu->recent_w + pos + 1, (size_t)tail * sizeof(float));
+    memmove(cu->recent_flags + pos, cu->recent_flags + pos + 1, (size_t)tail);
+    cu->n_recent--;
+    cu->recent[cu->n_recent] = 0;
+    cu->recent_w[cu->n_recent] = 0;
+    cu->recent_flags[cu->n_recent] = 0;
+}
+
+/* Put item first in the customer's recent list with weight w added (dropping the oldest entry
+ * when the list is full). */
+static void touch_recent(struct vs_rec *r, struct vs_rec_customer *cu, int32_t item, float w,
+                         uint8_t flag)
+{
+    int pos = find_recent(cu, item);
+    float acc = w;
+    uint8_t flags = flag;
+    if (pos >= 0) {
+        acc += cu->recent_w[pos];
+        flags |= cu->recent_flags[pos];
+        remove_recent(cu, pos);
+    } else if (cu->n_recent >= r->p.recent || cu->n_recent >= VS_REC_MAX_RECENT) {
+        remove_recent(cu, cu->n_recent - 1);
+    }
+    int n = cu->n_recent;
+    memmove(cu->recent + 1, cu->recent, (size_t)n * sizeof(int32_t));
+    memmove(cu->recent_w + 1, cu->recent_w, (size_t)n * sizeof(float));
+    memmove(cu->recent_flags + 1, cu->recent_flags, (size_t)n);
+    cu->recent[0] = item;
+    cu->recent_w[0] = acc;
+    cu->recent_flags[0] = flags;
+    cu->n_recent++;
+}
+
+static uint8_t type_flag(enum vs_event_type type)
+{
+    switch (type) {
+    case VS_EVENT_ADD_TO_CART:
+        return VS_REC_CARTED;
+    case VS_EVENT_PURCHASE:
+        return VS_REC_BOUGHT;
+    default:
+        return VS_REC_VIEWED;
+    }
+}
+
+/*
+ * The order of the steps matters. Co-occurrence is counted against the customer's recent items
+ * as they were before this interaction (the item goes with what came before it). The customer
+ * vector is then re-solved including the new interaction, and the item's row moves toward that
+ * fresh vector, so that one interaction already changes what the model says about both.
+ */
+int32_t vs_rec_learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event_type type,
+                     const char *item_id, int64_t ts)
+{
+    if (!item_id || !*item_id || (unsigned)type >= VS_EVENT_TYPE_COUNT) {
+        r->stats.no_item++;
+        r->stats_dirty = 1;
+        return VS_EINVAL;
+    }
+    int takes_away = type == VS_EVENT_REMOVE_FROM_CART || type == VS_EVENT_REFUND;
+    float w = r->p.weight[type];
+    int32_t item;
+    if (takes_away) {
+        item = vs_mf_find(r->mf, item_id);
+        if (item < 0) {
+            r->stats.unknown_item++;
+            r->stats_dirty = 1;
+            return VS_ENOTFOUND;
+        }
+    } else {
+        item = vs_mf_intern(r->mf, item_id, NULL);
+        if (item < 0) {
+            r->stats.bad_item++;
+            r->stats_dirty = 1;
+            return item;
+        }
+        int rc = reserve_items(r, vs_mf_items(r->mf));
+        if (rc < 0) {
+            return rc;
+        }
+    }
+
+    if (!takes_away && !(cu->n_recent > 0 && cu->recent[0] == item)) {
+        float rp = 1.0f;
+        int window = cu->n_recent < r->p.cooc_window ? cu->n_recent : r->p.cooc_window;
+        for (int s = 0; s < window; s++, rp *= r->p.cooc_decay) {
+            int32_t j = cu->recent[s];
+            if (j != item && j >= 0 && j < vs_mf_items(r->mf)) {
+                vs_cooc_add(r->cooc, j, item, rp);
+                vs_cooc_add(r->cooc, item, j, rp);
+            }
+        }
+    }
+    vs_pop_add(r->pop, item, takes_away ? -(double)w : (double)w, ts);
+
+    if (takes_away) {
+        int pos = find_recent(cu, item);
+        if (pos >= 0) {
+            cu->recent_w[pos] -= w;
+            if (!(cu->recent_w[pos] > 0)) {
+                remove_recent(cu, pos);
+            }
+        }
+    } else {
+        touch_recent(r, cu, item, w, type_flag(type));
+        if (type == VS_EVENT_PURCHASE) {
+            int seen = 0;
+            for (int s = 0; s < cu->n_bought; s++) {
+                seen |= cu->bought[s] == item;
+            }
+            if (!seen) {
+                cu->bought[cu->bought_next] = item;
+                cu->bought_next = (uint16_t)((cu->bought_next + 1) % VS_REC_MAX_BOUGHT);
+                if (cu->n_bought < VS_REC_MAX_BOUGHT) {
+                    cu->n_bought++;
+                }
+            }
+        }
+    }
+
+    int k = vs_mf_k(r->mf);
+    float x[VS_MF_MAX_K];
+    int n = cu->n_recent < r->p.recent ? cu->n_recent : r->p.recent;
+    if (vs_mf_fold_in(r->mf, cu->recent, cu->recent_w, n, x) == 0) {
+        memcpy(cu->x, x, (size_t)k * sizeof(float));
+        if (w > 0) {
+            vs_mf_update_item(r->mf, item, cu->x, w, takes_away ? 0.0f : 1.0f);
+        }
+    }
+    cu->interactions++;
+    r->stats.learned++;
+    r->stats_dirty = 1;
+    return item;
+}
+
+int vs_rec_set_available(struct vs_rec *r, int32_t item, int available)
+{
+    if (item < 0 || item >= vs_mf_items(r->mf)) {
+        return VS_EINVAL;
+    }
+    uint8_t v = available ? 0 : 1;
+    if (r->unavailable[item] != v) {
+        r->n_unavailable += v ? 1 : -1;
+        r->unavailable[item] = v;
+    }
+    return 0;
+}
+
+/* ==== Top-N ==== */
+
+/* a ranks before b: higher score, or equal score and lower index. */
+static inline int better(float sa, int32_t a, float sb, int32_t b)
+{
+    return sa > sb || (sa == sb && a < b);
+}
+
+struct heap_ent {
+    float s;
+    int32_t i;
+};
+
+/* Min-heap by rank (the worst entry at the top), so a candidate is compared with one value. */
+static void sift_down(struct heap_ent *h, int n, int at)
+{
+    for (;;) {
+        int l = 2 * at + 1, m = at;
+        if (l < n && better(h[m].s, h[m].i, h[l].s, h[l].i)) {
+            m = l;
+        }
+        if (l + 1 < n && better(h[m].s, h[m].i, h[l + 1].s, h[l + 1].i)) {
+            m = l + 1;
+        }
+        if (m == at) {
+            return;
+        }
+        struct heap_ent t = h[at];
+        h[at] = h[m];
+        h[m] = t;
+        at = m;
+    }
+}
+
+static void sift_up(struct heap_ent *h, int at)
+{
+    while (at > 0) {
+        int parent = (at - 1) / 2;
+        if (!better(h[parent].s, h[parent].i, h[at].s, h[at].i)) {
+            return;
+        }
+        struct heap_ent t = h[at];
+        h[at] = h[parent];
+        h[parent] = t;
+        at = parent;
+    }
+}
+
+/* Scores are visited in index order, so a candidate that merely ties the worst kept entry
+ * ranks after it: the test against the heap's top is one float comparison. */
+int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
+{
+    struct heap_ent h[VS_REC_MAX_N];
+    if (n > VS_REC_MAX_N) {
+        n = VS_REC_MAX_N;
+    }
+    if (n <= 0) {
+        return 0;
+    }
+    int m = 0;
+    int32_t i = 0;
+    for (; i < count && m < n; i++) {
+        if (scores[i] > -INFINITY) {
+            h[m].s = scores[i];
+            h[m].i = i;
+            sift_up(h, m++);
+        }
+    }
+    float floor = m == n ? h[0].s : -INFINITY;
+    for (; i < count; i++) {
+        if (scores[i] > floor) {
+            h[0].s = scores[i];
+            h[0].i = i;
+            sift_down(h, m, 0);
+            floor = h[0].s;
+        }
+    }
+    /* Pop worst-first into the back of idx. */
+    for (int k = m; k > 0; k--) {
+        idx[k - 1] = h[0].i;
+        h[0] = h[k - 1];
+        sift_down(h, k - 1, 0);
+    }
+    return m;
+}
+
+/*
+ * Co-occurrence score of every neighbour of the customer's recent items: the p-th most recent
+ * item j contributes decay^p * w(j, i) / sqrt(total weight of i's own neighbours), damping items
+ * that co-occur with everything. Touched items are listed so that the next call can clear
+ * them without a pass over the catalogue. Returns the largest score.
+ */
+static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
+{
+    int m = vs_cooc_m(r->cooc);
+    int window = cu->n_recent < r->p.cooc_window ? cu->n_recent : r->p.cooc_window;
+    float rp = 1.0f, best = 0;
+    int32_t n_items = vs_mf_items(r->mf);
+    r->n_touched = 0;
+    for (int s = 0; s < window; s++, rp *= r->p.cooc_decay) {
+        int32_t j = cu->recent[s];
+        if (j < 0 || j >= n_items) {
+            continue;
+        }
+        const int32_t *nb = vs_cooc_neighbours(r->cooc, j);
+        const float *wt = vs_cooc_weights(r->cooc, j);
+        for (int t = 0; t < m; t++) {
+            int32_t i = nb[t];
+            if (i < 0) {
+                continue;
+            }
+            float tot = vs_cooc_total(r->cooc, i);
+            if (!getenv("NONORMJ")) tot = sqrtf(tot * vs_cooc_total(r->cooc, j));
+            float v = rp * wt[t] / sqrtf(tot > 1.0f ? tot : 1.0f);
+            if (!(v > 0)) {
+                continue;
+            }
+            if (r->co[i] == 0) {
+                r->touched[r->n_touched++] = i;
+                r->co_best[i] = 0;
+                r->co_rel[i] = j;
+            }
+            r->co[i] += v;
+            if (v > r->co_best[i]) {
+                r->co_best[i] = v;
+                r->co_rel[i] = j;
+            }
+            if (r->co[i] > best) {
+                best = r->co[i];
+            }
+        }
+    }
+    return best;
+}
+
+/*
+ * Scoring in one pass over the catalogue: cblas_sgemv writes the weighted model scores, the
+ * sparse co-occurrence scores are added and excluded items set to -infinity, then one pass adds
+ * popularity and keeps the best n in a heap. Reasons are worked out for the n winners only.
+ */
+int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const int32_t *extra,
+               int n_extra, struct vs_rec_entry *out)
+{
+    int32_t count = vs_mf_items(r->mf);
+    if (n > VS_REC_MAX_N) {
+        n = VS_REC_MAX_N;
+    }
+    if (count == 0 || n <= 0) {
+        return 0;
+    }
+    float ramp = r->p.model_ramp > 0 ? (float)cu->interactions / r->p.model_ramp : 1.0f;
+    float wm = r->p.blend_model * (ramp < 1.0f ? ramp : 1.0f);
+    float *sc = r->scores;
+    if (wm > 0) {
+        vs_mf_scores(r->mf, cu->x, wm, sc);
+    } else {
+        memset(sc, 0, (size_t)count * sizeof(float));
+    }
+    float comax = score_together(r, cu);
+    float wc = comax > 0 ? r->p.blend_together / comax : 0;
+    for (int32_t t = 0; t < r->n_touched; t++) {
+        sc[r->touched[t]] += wc * r->co[r->touched[t]];
+    }
+    for (int s = 0; s < cu->n_recent; s++) {
+        if ((cu->recent_flags[s] & VS_REC_BOUGHT) ||
+            (r->p.exclude_viewed && (cu->recent_flags[s] & VS_REC_VIEWED))) {
+            if (cu->recent[s] >= 0 && cu->recent[s] < count) {
+                sc[cu->recent[s]] = -INFINITY;
+            }
+        }
+    }
+    for (int s = 0; s < cu->n_bought; s++) {
+        if (cu->bought[s] >= 0 && cu->bought[s] < count) {
+            sc[cu->bought[s]] = -INFINITY;
+        }
+    }
+    for (int s = 0; s < n_extra; s++) {
+        if (extra[s] >= 0 && extra[s] < count) {
+            sc[extra[s]] = -INFINITY;
+        }
+    }
+    if (r->n_unavailable > 0) {
+        for (int32_t i = 0; i < count; i++) {
+            if (r->unavailable[i]) {
+                sc[i] = -INFINITY;
+            }
+        }
+    }
+    float pmax = vs_pop_max(r->pop);
+    float wp = pmax > 0 ? r->p.blend_trending / pmax : 0;
+    if (wp > 0) {
+        const float *ps = vs_pop_scaled(r->pop);
+        for (int32_t i = 0; i < count; i++) {
+            sc[i] += wp * ps[i];
+        }
+    }
+    int32_t idx[VS_REC_MAX_N];
+    int m = vs_rec_select(sc, count, n, idx);
+    const float *ps = vs_pop_scaled(r->pop);
+    int k = vs_mf_k(r->mf);
+    for (int e = 0; e < m; e++) {
+        int32_t i = idx[e];
+        const float *y = vs_mf_row(r->mf, i);
+        float mf = 0;
+        for (int f = 0; f < k; f++) {
+            mf += y[f] * cu->x[f];
+        }
+        mf *= wm;
+        float co = wc * r->co[i];
+        float pop = wp * ps[i];
+        out[e].item = i;
+        out[e].score = sc[i];
+        out[e].related = -1;
+        if (co > 0 && co >= mf && co >= pop) {
+            out[e].reason = VS_REC_TOGETHER;
+            out[e].related = r->co_rel[i];
+        } else if (mf > pop) {
+            out[e].reason = VS_REC_MODEL;
+        } else {
+            out[e].reason = VS_REC_TRENDING;
+        }
+    }
+    for (int32_t t = 0; t < r->n_touched; t++) {
+        r->co[r->touched[t]] = 0;
+    }
+    r->n_touched = 0;
+    return m;
+}
+
+void vs_rec_remember_list(struct vs_rec_customer *cu, const struct vs_rec_entry *out, int n,
+                          int64_t ts)
+{
+    if (n > VS_REC_MAX_N) {
+        n = VS_REC_MAX_N;
+    }
+    memset(cu->last_list, 0, sizeof(cu->last_list));
+    for (int e = 0; e < n; e++) {
+        cu->last_list[e] = out[e].item;
+    }
+    cu->n_last = (uint16_t)n;
+    cu->last_sent_ts = ts;
+    cu->views_since_sent = 0;
+}
+
+int vs_rec_in_last_list(const struct vs_rec_customer *cu, int32_t item)
+{
+    if (cu->last_sent_ts == 0 && cu->n_last == 0) {
+        return -1;
+    }
+    for (int e = 0; e < cu->n_last && e < VS_REC_MAX_N; e++) {
+        if (cu->last_list[e] == item) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ==== Checkpoint ==== */
+
+#define VS__REC_MAGIC 0x52525356u /* "VSRR" */
+#define VS__REC_VERSION 1u
+
+struct rec_meta {
+    uint32_t magic, version;
+    int32_t items, pad;
+    struct vs_rec_stats stats;
+};
+
+static int ensure_buf(struct vs_rec *r, size_t need)
+{
+    if (need <= r->buf_cap) {
+        return 0;
+    }
+    uint8_t *b = realloc(r->buf, need);
+    if (!b) {
+        return VS_ENOMEM;
+    }
+    r->buf = b;
+    r->buf_cap = need;
+    return 0;
+}
+
+static int put_blob(struct vs_rec *r, vs_rec_put_fn put, void *arg, const char *key,
+                    size_t (*enc)(const void *, int32_t, void *, size_t), const void *model,
+                    int32_t chunk)
+{
+    size_t need = enc(model, chunk, NULL, 0);
+    int rc = ensure_buf(r, need);
+    if (rc < 0) {
+        return rc;
+    }
+    enc(model, chunk, r->buf, r->buf_cap);
+    return put(arg, key, r->buf, need);
+}
+
+static size_t enc_mf_meta(const void *m, int32_t c, void *b, size_t cap)
+{
+    return vs_mf_encode_meta(m, b, cap);
+}
+static size_t enc_mf_chunk(const void *m, int32_t c, void *b, size_t cap)
+{
+    return vs_mf_encode_chunk(m, c, b, cap);
+}
+static size_t enc_cooc_chunk(const void *m, int32_t c, void *b, size_t cap)
+{
+    return vs_cooc_encode_chunk(m, c, b, cap);
+}
+static size_t enc_pop_meta(const void *m, int32_t c, void *b, size_t cap)
+{
+    return vs_pop_encode_meta(m, b, cap);
+}
+static size_t enc_pop_chunk(const void *m, int32_t c, void *b, size_t cap)
+{
+    return vs_pop_encode_chunk(m, c, b, cap);
+}
+
+/*
+ * Keys: "meta" (counters and item count), "mf/meta" (Gram cache), "pop/meta", and one key per
+ * changed chunk of 256 items and per part: "mf/<chunk>", "cooc/<chunk>", "pop/<chunk>".
+ */
+int vs_rec_save(struct vs_rec *r, vs_rec_put_fn put, void *arg)
+{
+    char key[32];
+    int rc = 0;
+    if (vs_mf_meta_dirty(r->mf)) {
+        rc = put_blob(r, put, arg, "mf/meta", enc_mf_meta, r->mf, 0);
+    }
+    for (int32_t c = vs_mf_next_dirty(r->mf, 0); rc == 0 && c >= 0;
+         c = vs_mf_next_dirty(r->mf, c + 1)) {
+        snprintf(key, sizeof(key), "mf/%d", c);
+        rc = put_blob(r, put, arg, key, enc_mf_chunk, r->mf, c);
+    }
+    for (int32_t c = vs_cooc_next_dirty(r->cooc, 0); rc == 0 && c >= 0;
+         c = vs_cooc_next_dirty(r->cooc, c + 1)) {
+        snprintf(key, sizeof(key), "cooc/%d", c);
+        rc = put_blob(r, put, arg, key, enc_cooc_chunk, r->cooc, c);
+    }
+    if (rc == 0 && vs_pop_meta_dirty(r->pop)) {
+        rc = put_blob(r, put, arg, "pop/meta", enc_pop_meta, r->pop, 0);
+    }
+    for (int32_t c = vs_pop_next_dirty(r->pop, 0); rc == 0 && c >= 0;
+         c = vs_pop_next_dirty(r->pop, c + 1)) {
+        snprintf(key, sizeof(key), "pop/%d", c);
+        rc = put_blob(r, put, arg, key, enc_pop_chunk, r->pop, c);
+    }
+    if (rc == 0 && r->stats_dirty) {
+        struct rec_meta m;
+        memset(&m, 0, sizeof(m));
+        m.magic = VS__REC_MAGIC;
+        m.version = VS__REC_VERSION;
+        m.items = vs_mf_items(r->mf);
+        m.stats = r->stats;
+        rc = put(arg, "meta", &m, sizeof(m));
+    }
+    if (rc == 0) {
+        vs_mf_clear_dirty(r->mf);
+        vs_cooc_clear_dirty(r->cooc);
+        vs_pop_clear_dirty(r->pop);
+        r->stats_dirty = 0;
+    }
+    return rc;
+}
+
+static int load_one(vs_rec_get_fn get, void *arg, const char *key, void **val, size_t *len,
+                    char *errbuf, size_t errlen)
+{
+    int rc = get(arg, key, val, len);
+    if (rc < 0) {
+        snprintf(errbuf, errlen, "recommend model: %s '%s'",
+                 rc == VS_ENOTFOUND ? "missing blob" : "cannot read blob", key);
+        return rc == VS_ENOTFOUND ? VS_ECORRUPT : rc;
+    }
+    return 0;
+}
+
+int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, size_t errlen)
+{
+    void *val = NULL;
+    size_t len = 0;
+    int rc = get(arg, "meta", &val, &len);
+    if (rc == VS_ENOTFOUND) {
+        return 0; /* a fresh state directory: start empty */
+    }
+    if (rc < 0) {
+        snprintf(errbuf, errlen, "recommend model: cannot read blob 'meta'");
+        return rc;
+    }
+    struct rec_meta m;
+    if (len != sizeof(m)) {
+        free(val);
+        snprintf(errbuf, errlen, "recommend model: corrupt blob 'meta'");
+        return VS_ECORRUPT;
+    }
+    memcpy(&m, val, sizeof(m));
+    free(val);
+    if (m.magic != VS__REC_MAGIC || m.version != VS__REC_VERSION || m.items < 0) {
+        snprintf(errbuf, errlen, "recommend model: blob 'meta' has an unknown format");
+        return m.magic == VS__REC_MAGIC ? VS_EVERSION : VS_ECORRUPT;
+    }
+    char key[32];
+    rc = load_one(get, arg, "mf/meta", &val, &len, errbuf, errlen);
+    if (rc == 0) {
+        rc = vs_mf_decode_meta(r->mf, val, len);
+        free(val);
+        if (rc == 0 && vs_mf_items(r->mf) != m.items) {
+            rc = VS_ECORRUPT;
+        }
+        if (rc < 0) {
+            snprintf(errbuf, errlen, "recommend model: blob 'mf/meta': %s%s", vs_strerror(rc),
+                     rc == VS_ECONFIG ? " (recommend.k differs from the stored model)" : "");
+        }
+    }
+    if (rc == 0) {
+        rc = reserve_items(r, m.items);
+        if (rc < 0) {
+            snprintf(errbuf, errlen, "recommend model: out of memory");
+        }
+    }
+    if (rc == 0) {
+        rc = load_one(get, arg, "pop/meta", &val, &len, errbuf, errlen);
+        if (rc == 0) {
+            rc = vs_pop_decode_meta(r->pop, val, len);
+            free(val);
+            if (rc < 0) {
+                snprintf(errbuf, errlen, "recommend model: blob 'pop/meta': %s%s",
+                         vs_strerror(rc),
+                         rc == VS_ECONFIG ? " (recommend.popularity.tau.ms differs)" : "");
+            }
+        }
+    }
+    int32_t chunks = vs_mf_chunks(r->mf);
+    for (int32_t c = 0; rc == 0 && c < chunks; c++) {
+        const char *part[3] = {"mf", "cooc", "pop"};
+        for (int p = 0; rc == 0 && p < 3; p++) {
+            snprintf(key, sizeof(key), "%s/%d", part[p], c);
+            rc = load_one(get, arg, key, &val, &len, errbuf, errlen);
+            if (rc < 0) {
+                break;
+            }
+            if (p == 0) {
+                rc = vs_mf_decode_chunk(r->mf, c, val, len);
+            } else if (p == 1) {
+                rc = vs_cooc_decode_chunk(r->cooc, c, val, len);
+            } else {
+                rc = vs_pop_decode_chunk(r->pop, c, val, len);
+            }
+            free(val);
+            if (rc < 0) {
+                snprintf(errbuf, errlen, "recommend model: blob '%s': %s%s", key,
+                         vs_strerror(rc),
+                         rc == VS_ECONFIG ? " (recommend.cooc.neighbours differs)" : "");
+            }
+        }
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    r->stats = m.stats;
+    r->stats_dirty = 0;
+    vs_mf_clear_dirty(r->mf);
+    vs_cooc_clear_dirty(r->cooc);
+    vs_pop_clear_dirty(r->pop);
+    return 0;
+}
