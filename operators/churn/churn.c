@@ -20,8 +20,6 @@
 
 #include "operators/value/value.h"
 
-#define DAY_MS 86400000LL
-#define WEEK_MS (7 * DAY_MS)
 #define MAX_REARMS 16 /* re-checks per spell; a model that keeps moving the moment gives up */
 
 static const struct vs_config_key churn_config[] = {

@@ -75,10 +75,12 @@ static int set_distinct(const struct vs_fraud_slot *set, int n, uint64_t h, int6
     return k;
 }
 
-/* 1 when h was first seen less than an hour before ts, or never. */
-static int set_new(const struct vs_fraud_slot *set, int n, uint64_t h, int64_t ts)
+/* 1 when h was first seen less than an hour before ts, or never, by a customer known for longer:
+ * to a customer seen for the first time minutes ago everything is new, and that is no sign. */
+static int set_new(const struct vs_fraud_section *sec, const struct vs_fraud_slot *set, int n,
+                   uint64_t h, int64_t ts)
 {
-    if (h == 0) {
+    if (h == 0 || sec->first_seen == 0 || ts - sec->first_seen < MS_1H) {
         return 0;
     }
     const struct vs_fraud_slot *s = set_find(set, n, h);
@@ -284,9 +286,9 @@ int vs_fraud_features(const struct vs_fraud_section *s, const struct vs_fraud_ca
     x[VS_FF_COUNTRIES_24H] = set_distinct(s->countries, VS_FRAUD_COUNTRY_SLOTS, cty, ts - MS_24H);
     x[VS_FF_PAYMENTS_10M] = set_distinct(s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts - MS_10M);
     x[VS_FF_PAYMENTS_24H] = set_distinct(s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts - MS_24H);
-    x[VS_FF_NEW_DEVICE] = set_new(s->devices, VS_FRAUD_DEVICE_SLOTS, dev, ts);
-    x[VS_FF_NEW_COUNTRY] = set_new(s->countries, VS_FRAUD_COUNTRY_SLOTS, cty, ts);
-    x[VS_FF_NEW_PAYMENT] = set_new(s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts);
+    x[VS_FF_NEW_DEVICE] = set_new(s, s->devices, VS_FRAUD_DEVICE_SLOTS, dev, ts);
+    x[VS_FF_NEW_COUNTRY] = set_new(s, s->countries, VS_FRAUD_COUNTRY_SLOTS, cty, ts);
+    x[VS_FF_NEW_PAYMENT] = set_new(s, s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts);
 
     x[VS_FF_ITEMS] = ev->quantity > 0 ? ev->quantity : 0;
     x[VS_FF_CART_TO_BUY] =

@@ -36,7 +36,8 @@ enum vs_fraud_feature {
     VS_FF_COUNTRIES_24H,   /* ... 24 hours */
     VS_FF_PAYMENTS_10M,    /* distinct payment methods, 10 minutes */
     VS_FF_PAYMENTS_24H,    /* ... 24 hours */
-    VS_FF_NEW_DEVICE,      /* 1 if the device was first seen less than an hour ago (or now) */
+    VS_FF_NEW_DEVICE,      /* 1 if the device was first seen less than an hour ago (or now), by a
+                              customer known for longer than that */
     VS_FF_NEW_COUNTRY,     /* same for the country */
     VS_FF_NEW_PAYMENT,     /* same for the payment method */
     VS_FF_ITEMS,           /* items in the order (quantity) */

@@ -1,5 +1,5 @@
 /*
- * Bounded online item co-occurrence with space-saving eviction (see cooc.h).
+ * Bounded online item co-occurrence (see cooc.h).
  *
  * Rows are m slots of (neighbour, weight) in two parallel arrays, unsorted: an add scans the m
  * slots once to find the neighbour, a free slot or the lightest one, which at m of a few dozen
@@ -190,14 +190,16 @@ void vs_cooc_clear_dirty(struct vs_cooc *c)
     }
 }
 
-/* A chunk: magic, version, chunk, m, row count, then per row its m indexes and m weights. */
+/* A chunk: magic, version, chunk, m, row count, then the rows' m indexes each, their m weights
+ * each and their totals. */
 size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, size_t cap)
 {
     int32_t r0 = chunk * VS_COOC_CHUNK_ROWS;
     int32_t r1 = r0 + VS_COOC_CHUNK_ROWS < c->n ? r0 + VS_COOC_CHUNK_ROWS : c->n;
     uint32_t count = r1 > r0 ? (uint32_t)(r1 - r0) : 0;
     size_t m = (size_t)c->m;
-    size_t need = 5 * sizeof(uint32_t) + count * m * (sizeof(int32_t) + sizeof(float));
+    size_t need = 5 * sizeof(uint32_t) + count * m * (sizeof(int32_t) + sizeof(float)) +
+                  count * sizeof(float);
     if (cap < need) {
         return need;
     }
@@ -209,6 +211,8 @@ size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, s
     memcpy(p, c->nb + (size_t)r0 * m, count * m * sizeof(int32_t));
     p += count * m * sizeof(int32_t);
     memcpy(p, c->w + (size_t)r0 * m, count * m * sizeof(float));
+    p += count * m * sizeof(float);
+    memcpy(p, c->tot + r0, count * sizeof(float));
     return need;
 }
 
@@ -232,7 +236,8 @@ int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size
     uint32_t count = head[4];
     int64_t r0 = (int64_t)chunk * VS_COOC_CHUNK_ROWS;
     if (head[2] != (uint32_t)chunk || count > VS_COOC_CHUNK_ROWS || r0 + count > c->n ||
-        len != sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float))) {
+        len != sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float)) +
+                   count * sizeof(float)) {
         return VS_ECORRUPT;
     }
     const uint8_t *p = (const uint8_t *)buf + sizeof(head);
@@ -240,8 +245,14 @@ int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size
     float *w = c->w + (size_t)r0 * m;
     memcpy(nb, p, count * m * sizeof(int32_t));
     memcpy(w, p + count * m * sizeof(int32_t), count * m * sizeof(float));
+    memcpy(c->tot + r0, p + count * m * (sizeof(int32_t) + sizeof(float)), count * sizeof(float));
     for (size_t s = 0; s < count * m; s++) {
         if (nb[s] < -1 || nb[s] >= c->n || !isfinite(w[s]) || w[s] < 0) {
+            return VS_ECORRUPT;
+        }
+    }
+    for (uint32_t s = 0; s < count; s++) {
+        if (!isfinite(c->tot[r0 + s]) || c->tot[r0 + s] < 0) {
             return VS_ECORRUPT;
         }
     }

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <stdlib.h>
 
 #include <valuestream/error.h>
 
@@ -30,7 +29,6 @@ const struct vs_config_key vs_rec_config[] = {
     {"recommend.alpha", VS_CONFIG_DOUBLE, "2", "confidence per unit of interaction weight: c = 1 + alpha * weight"},
     {"recommend.item.inertia", VS_CONFIG_DOUBLE, "4", "how slowly an item's factors follow each interaction (> 0)"},
     {"recommend.init.scale", VS_CONFIG_DOUBLE, "0.1", "standard deviation of a new item's random factors"},
-    {"recommend.seed", VS_CONFIG_INT, "1", "seed of new item factors (with a hash of the item id)"},
     {"recommend.max.items", VS_CONFIG_INT, "2000000", "most items the model holds; later new items are refused and counted"},
     {"recommend.weight.view", VS_CONFIG_DOUBLE, "1", "interaction weight of a view"},
     {"recommend.weight.add_to_cart", VS_CONFIG_DOUBLE, "4", "interaction weight of an add-to-cart"},
@@ -43,12 +41,12 @@ const struct vs_config_key vs_rec_config[] = {
     {"recommend.min.interval.ms", VS_CONFIG_INT, "10000", "at most one list per customer per this much event time"},
     {"recommend.recent.items", VS_CONFIG_INT, "32", "recent items per customer the model solves against (1..32)"},
     {"recommend.cooc.neighbours", VS_CONFIG_INT, "64", "co-occurring items kept per item (1..256)"},
-    {"recommend.cooc.window", VS_CONFIG_INT, "10", "a customer's recent items an interaction co-occurs with (1..recent.items)"},
-    {"recommend.cooc.decay", VS_CONFIG_DOUBLE, "0.7", "weight of the p-th most recent item in co-occurrence: decay^p (0..1]"},
+    {"recommend.cooc.window", VS_CONFIG_INT, "20", "a customer's recent items an interaction co-occurs with (1..recent.items)"},
+    {"recommend.cooc.decay", VS_CONFIG_DOUBLE, "0.9", "weight of the p-th most recent item in co-occurrence: decay^p (0..1]"},
     {"recommend.popularity.tau.ms", VS_CONFIG_DOUBLE, "86400000", "decay time constant of recent popularity, ms of event time"},
-    {"recommend.blend.model", VS_CONFIG_DOUBLE, "0.3", "blend weight of the matrix-factorization score"},
+    {"recommend.blend.model", VS_CONFIG_DOUBLE, "1", "blend weight of the matrix-factorization score"},
     {"recommend.blend.together", VS_CONFIG_DOUBLE, "1", "blend weight of co-occurrence with the customer's recent items"},
-    {"recommend.blend.trending", VS_CONFIG_DOUBLE, "0.1", "blend weight of recent popularity"},
+    {"recommend.blend.trending", VS_CONFIG_DOUBLE, "0.05", "blend weight of recent popularity"},
     {"recommend.blend.model.ramp", VS_CONFIG_DOUBLE, "10", "customer interactions before the model gets its full blend weight"},
     {NULL, 0, NULL, NULL},
 };
@@ -68,7 +66,7 @@ static const struct field fields[] = {
     {"recommend.alpha", F_FLOAT, P(mf.alpha)},
     {"recommend.item.inertia", F_FLOAT, P(mf.item_inertia)},
     {"recommend.init.scale", F_FLOAT, P(mf.init_scale)},
-    {"recommend.seed", F_U64, P(mf.seed)},
+    {"seed", F_U64, P(mf.seed)}, /* the engine's seed key */
     {"recommend.max.items", F_INT, P(mf.max_items)},
     {"recommend.weight.view", F_FLOAT, P(weight[VS_EVENT_VIEW])},
     {"recommend.weight.add_to_cart", F_FLOAT, P(weight[VS_EVENT_ADD_TO_CART])},
@@ -162,6 +160,7 @@ void vs_rec_params_default(struct vs_rec_params *p)
         int rc = vs_rec_params_set(p, k->key, k->def, err, sizeof(err));
         (void)rc; /* the defaults are part of this file and parse */
     }
+    p->mf.seed = 42; /* the engine's default seed */
 }
 
 int vs_rec_params_check(const struct vs_rec_params *p, char *errbuf, size_t errlen)
@@ -619,8 +618,8 @@ int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
 
 /*
  * Co-occurrence score of every neighbour of the customer's recent items: the p-th most recent
- * item j contributes decay^p * w(j, i) / sqrt(total weight of i's own neighbours), damping items
- * that co-occur with everything. Touched items are listed so that the next call can clear
+ * item j contributes decay^p * w(j, i) / sqrt(total(i) total(j)), a cosine-like normalisation
+ * by how much each item co-occurs at all, so that items that go with everything do not win. Touched items are listed so that the next call can clear
  * them without a pass over the catalogue. Returns the largest score.
  */
 static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
@@ -642,8 +641,7 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
             if (i < 0) {
                 continue;
             }
-            float tot = vs_cooc_total(r->cooc, i);
-            if (!getenv("NONORMJ")) tot = sqrtf(tot * vs_cooc_total(r->cooc, j));
+            float tot = vs_cooc_total(r->cooc, i) * vs_cooc_total(r->cooc, j);
             float v = rp * wt[t] / sqrtf(tot > 1.0f ? tot : 1.0f);
             if (!(v > 0)) {
                 continue;

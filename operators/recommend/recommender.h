@@ -74,7 +74,8 @@ struct vs_rec_params {
     float model_ramp; /* interactions after which the model gets its full blend weight */
 };
 
-/* The declared config keys (ended by {NULL}); the operator's config table. */
+/* The declared config keys (ended by {NULL}); the operator's config table. The seed of new
+ * item factors is the engine's `seed` key, also accepted by vs_rec_params_set(). */
 extern const struct vs_config_key vs_rec_config[];
 
 /* Fill p from the table's defaults. */

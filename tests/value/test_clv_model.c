@@ -181,6 +181,7 @@ static void test_csv_bad_rows(void **state)
     assert_true(a->holdout_x == 1);
     assert_true(fabs(a->total_spend - 35) < 1e-12);
     assert_true(ds->customers[1].x == 0);
+    vs_clv_dataset_free(ds);
 
     assert_null(vs_clv_dataset_load("/nonexistent", VS_TXLOG_CSV, 0, INT32_MAX, err, sizeof err));
     assert_non_null(strstr(err, "cannot open"));
