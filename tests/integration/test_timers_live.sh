@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Event-time timers fire by watermark, and in live mode by idle timeout: replaying history with
+# --until-end fires only the churn checks that the stream's own event time passes; running
+# live, idle partitions' watermarks follow the wall clock (months after this history), so every
+# pending churn check fires.
+. "$(dirname "$0")/lib.sh"
+start_broker 4
+"$VS_BIN" gen --customers 1500 --items 300 --events 60000 --days 120 --seed 9 \
+    --bootstrap "$BOOTSTRAP" --topic shop.events >"$WORK/gen.json" 2>"$WORK/gen.log"
+"$VS_BIN" run --until-end --set bootstrap.servers="$BOOTSTRAP" --set state.dir="$WORK/replay" \
+    --set group.id=replay --set metrics.file="$WORK/replay.json" --set log.level=error \
+    --set topic.churn.alerts=replay.churn ${VS_TEST_SET:-}
+replay_fired=$(metric "$WORK/replay.json" timers.fired)
+replay_alerts=$(metric "$WORK/replay.json" outputs.replay.churn)
+assert_gt "$replay_fired" 0 "timers fired by the stream's watermark"
+"$VS_BIN" run --set bootstrap.servers="$BOOTSTRAP" --set state.dir="$WORK/live" \
+    --set group.id=live --set metrics.file="$WORK/live.json" --set log.level=error \
+    --set idle.timeout.ms=50 --set topic.churn.alerts=live.churn ${VS_TEST_SET:-} &
+pid=$!
+sleep 8
+kill -TERM $pid
+wait $pid
+live_alerts=$(metric "$WORK/live.json" outputs.live.churn)
+assert_gt "$live_alerts" "$replay_alerts" "churn alerts once idle watermarks follow the wall clock"
+assert_gt "$(metric "$WORK/live.json" events.late)" 0 "late events counted (and still processed)"
+assert_eq "$(metric "$WORK/gen.json" events)" "$(metric "$WORK/live.json" events.processed)" \
+    "events processed live"
