@@ -11,7 +11,7 @@
  * (b) bytes per customer on disk for N customers with ~300-byte records of realistic content;
  * (c) time to reopen the store with N customers and read one back (median of 3);
  * (d) peak RSS (VmHWM) for 100k, 1M and 5M customers at a 64 MiB cache, each size in its own
- *     child process: fill, then a random Get+Put workload.
+ *     process (the bench re-executes itself): fill, then a random Get+Put workload.
  * The last line of stdout is a JSON object, also written to bench/results/store.json.
  */
 #define _GNU_SOURCE
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,48 +327,44 @@ static long vm_hwm_kib(void)
     return kib;
 }
 
-/* (d) in a child: fill n customers, run a workload, report VmHWM in KiB through a pipe. */
-static long peak_rss_child(const char *base, uint64_t n, uint64_t ops, size_t cache,
-                           double *fill_rate)
+/* The child of (d): fill n customers in dir, run a workload, print VmHWM (KiB) and the fill
+ * rate. Run through exec, not a bare fork: RocksDB's background threads do not survive fork. */
+static int rss_child(const char *dir, uint64_t n, uint64_t ops, size_t cache)
 {
-    int fd[2];
-    if (pipe(fd) != 0) {
-        return -1;
+    struct vs__store *st = open_store(dir, cache, 1);
+    double fr = fill(st, n);
+    run_cached(st, n, ops);
+    vs__store_close(st);
+    printf("%ld %.0f\n", vm_hwm_kib(), fr);
+    rm_rf(dir);
+    return 0;
+}
+
+static long peak_rss(const char *base, uint64_t n, uint64_t ops, size_t cache, double *fill_rate)
+{
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd,
+             "/proc/%d/exe --rss-child %s/rss-%" PRIu64 " %" PRIu64 " %" PRIu64 " %zu",
+             (int)getpid(), base, n, n, ops, cache);
+    FILE *p = popen(cmd, "r");
+    long hwm = -1;
+    if (!p || fscanf(p, "%ld %lf", &hwm, fill_rate) != 2) {
+        hwm = -1;
     }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        char dir[4400];
-        snprintf(dir, sizeof dir, "%s/rss-%" PRIu64, base, n);
-        struct vs__store *st = open_store(dir, cache, 1);
-        double fr = fill(st, n);
-        run_cached(st, n, ops);
-        vs__store_close(st);
-        long hwm = vm_hwm_kib();
-        double out[2] = {(double)hwm, fr};
-        if (write(fd[1], out, sizeof out) != (ssize_t)sizeof out) {
-            _exit(1);
-        }
-        rm_rf(dir);
-        _exit(0);
+    if (p && pclose(p) != 0) {
+        hwm = -1;
     }
-    close(fd[1]);
-    double in[2] = {-1, 0};
-    ssize_t got = read(fd[0], in, sizeof in);
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (got != (ssize_t)sizeof in || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        return -1;
-    }
-    *fill_rate = in[1];
-    return (long)in[0];
+    return hwm;
 }
 
 int main(int argc, char **argv)
 {
     int quick = 0;
     const char *base_arg = NULL;
+    if (argc == 6 && strcmp(argv[1], "--rss-child") == 0) {
+        return rss_child(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10),
+                         strtoull(argv[5], NULL, 10));
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
@@ -457,7 +452,7 @@ int main(int argc, char **argv)
     long rss[3];
     double rss_fill[3];
     for (int i = 0; i < 3; i++) {
-        rss[i] = peak_rss_child(base, sizes[i], quick ? 200000 : 1000000, cache, &rss_fill[i]);
+        rss[i] = peak_rss(base, sizes[i], quick ? 200000 : 1000000, cache, &rss_fill[i]);
         printf("peak RSS with %" PRIu64 " customers, 64 MiB cache: %.1f MiB (fill %.0f/s)\n",
                sizes[i], (double)rss[i] / 1024, rss_fill[i]);
     }

@@ -115,7 +115,7 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     if (!mkdtemp(dir)) {
         return -1;
     }
-    char a_boot[256], a_state[256], a_metrics[256], a_group[64], a_ops[128], metrics[256];
+    char a_boot[512], a_state[512], a_metrics[512], a_group[128], a_ops[256], metrics[256];
     snprintf(a_boot, sizeof(a_boot), "bootstrap.servers=%s", bootstrap);
     snprintf(a_state, sizeof(a_state), "state.dir=%s/state", dir);
     snprintf(metrics, sizeof(metrics), "%s/metrics.json", dir);

@@ -18,9 +18,10 @@
  *   is drawn, so the dropout time is known up front and fraud can be planted before it. Browsing
  *   sessions without a purchase come at a fixed ratio to purchase sessions. A customer has a
  *   home country and address, one or two devices and one payment instrument.
- * - Calibration. The expected event count of the whole population has a closed form given each
- *   customer's draws; one scale factor on all rates is solved for by bisection so that the
- *   expectation meets the requested event count.
+ * - Calibration. Given each customer's draws, the expected number of sessions of the whole
+ *   population has a closed form; the events per session are measured by a short pilot run of
+ *   the session code; one scale factor on all rates is solved for by bisection so that the
+ *   expected event count meets the requested one.
  * - Timeline. A binary heap holds every active customer keyed by the time of their next event.
  *   A customer's session is built when its start reaches the top of the heap, then emitted
  *   event by event; so memory is bounded by the sessions open at one moment, not by the stream.
@@ -37,7 +38,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -58,39 +58,54 @@
 /* ==== Shape of the shop: fixed, the options only scale it ==== */
 
 #define LAMBDA_SHAPE 3.0 /* r of BG/NBD: heterogeneity of purchase rates */
-#define DROPOUT_A 1.2        /* a, b of BG/NBD: p ~ Beta(a, b), mean ~0.09 */
+#define DROPOUT_A 1.2    /* a, b of BG/NBD: p ~ Beta(a, b), mean ~0.09 */
 #define DROPOUT_B 12.0
 #define BROWSE_PER_PURCHASE 1.0 /* browsing-only sessions per purchase session */
-#define ARRIVAL_SPAN 0.5     /* customers arrive over this fraction of the period */
-#define VIEWS_EXTRA 1.5      /* Poisson mean of views beyond the items put in the cart */
-#define LINES_EXTRA 0.4      /* Poisson mean of order lines beyond the first */
-#define BROWSE_ADD_P 0.25    /* a browsing session leaves an abandoned cart */
-#define BROWSE_REMOVE_P 0.3  /* ... and takes the item out again */
+#define ARRIVAL_SPAN 0.5        /* customers arrive over this fraction of the period */
+#define VIEWS_EXTRA 1.5         /* Poisson mean of views beyond the items put in the cart */
+#define LINES_EXTRA 0.4         /* Poisson mean of order lines beyond the first */
+#define BROWSE_ADD_P 0.25       /* a browsing session leaves an abandoned cart */
+#define BROWSE_REMOVE_P 0.3     /* ... and takes the item out again */
 #define PURCHASE_REMOVE_P 0.15
-#define REFUND_P 0.02        /* an order is refunded at the customer's next visit */
+#define REFUND_P 0.02 /* an order is refunded at the customer's next visit */
 #define SECOND_DEVICE_P 0.3
 #define SECOND_DEVICE_USE_P 0.35
-#define TRAVEL_P 0.004       /* a session from another home country, same device */
-#define EXPLORE_P 0.1        /* a view outside the customer's preferred categories */
-#define STYLE_LOYALTY 0.85   /* a preferred category is browsed in the preferred style */
-#define RECLUSTER_P 0.2      /* a view leaves the session's cluster */
+#define TRAVEL_P 0.004     /* a session from another home country, same device */
+#define EXPLORE_P 0.1      /* a view outside the customer's preferred categories */
+#define STYLE_LOYALTY 0.85 /* a preferred category is browsed in the preferred style */
+#define RECLUSTER_P 0.2    /* a view leaves the session's cluster */
 #define MAX_VIEWS_EXTRA 12
 #define MAX_LINES 6
-#define SESSION_MAX 64
+#define SESSION_MAX 64 /* > the largest session: a card-testing burst of 20 x 2 events */
 
-static const double ZIPF_EXPONENT = 1.0;
+#define ZIPF_EXPONENT 1.0 /* popularity of the item of rank k in its category: k^-s */
 
-/* Home countries of customers, with their share and the first octet of their addresses. */
+/* Countries with the first octet of their addresses; the first HOME_COUNTRIES are where
+ * customers live, with their share of the population. */
 static const struct country {
     const char *code;
     double weight;
     uint8_t octet;
 } COUNTRIES[] = {
-    {"DE", 0.28, 84}, {"FR", 0.16, 90}, {"GB", 0.12, 81}, {"NL", 0.08, 145}, {"ES", 0.08, 88},
-    {"IT", 0.08, 93}, {"PL", 0.06, 83},  {"BE", 0.05, 91}, {"AT", 0.05, 62}, {"SE", 0.04, 78},
+    {"DE", 0.28, 84},
+    {"FR", 0.16, 90},
+    {"GB", 0.12, 81},
+    {"NL", 0.08, 145},
+    {"ES", 0.08, 88},
+    {"IT", 0.08, 93},
+    {"PL", 0.06, 83},
+    {"BE", 0.05, 91},
+    {"AT", 0.05, 62},
+    {"SE", 0.04, 78},
     /* Never a home: where taken-over accounts and card testers come from. */
-    {"BR", 0, 177}, {"NG", 0, 105},   {"VN", 0, 113},   {"ID", 0, 36},   {"US", 0, 23},
-    {"IN", 0, 49},  {"RU", 0, 95},    {"CN", 0, 58},
+    {"BR", 0, 177},
+    {"NG", 0, 105},
+    {"VN", 0, 113},
+    {"ID", 0, 36},
+    {"US", 0, 23},
+    {"IN", 0, 49},
+    {"RU", 0, 95},
+    {"CN", 0, 58},
 };
 #define HOME_COUNTRIES 10
 #define ALL_COUNTRIES ((int)(sizeof(COUNTRIES) / sizeof(COUNTRIES[0])))
@@ -156,7 +171,7 @@ struct customer {
 
 struct category {
     int nstyles;
-    double weight;          /* share of the traffic */
+    double weight; /* share of the traffic */
     gsl_ran_discrete_t *style_table[4];
     uint32_t *style_items[4]; /* items of each style */
 };
@@ -194,8 +209,8 @@ struct gen {
     FILE *truth;
     int truth_err;
     struct vs__gen_stats st;
-    char s_event[24], s_user[24], s_session[24], s_item[24], s_cat[24], s_order[24],
-        s_device[24], s_ip[20], s_payment[32];
+    char s_event[24], s_user[24], s_session[24], s_item[24], s_cat[24], s_order[24], s_device[24],
+        s_ip[20], s_payment[32];
 };
 
 /* ==== Options ==== */
@@ -219,7 +234,7 @@ static int options_check(const struct vs__gen_options *o)
 {
     if (o->customers < 1 || o->customers > 50000000 || o->items < 1 || o->items > 50000000 ||
         o->events < 1 || o->days < 1 || o->days > 36500 || o->categories < 0 ||
-        o->categories > o->items || o->start_ts < INT64_C(946684800000)) {
+        o->categories > o->items || o->categories > 65535 || o->start_ts < INT64_C(946684800000)) {
         return VS_EINVAL;
     }
     double rates[3] = {o->card_testing_rate, o->account_takeover_rate, o->amount_anomaly_rate};
@@ -274,8 +289,7 @@ static int64_t exp_ms(gsl_rng *r, double mean_ms)
 
 static uint32_t random_ip(gsl_rng *r, int country)
 {
-    return ((uint32_t)COUNTRIES[country].octet << 24) |
-           (uint32_t)gsl_rng_uniform_int(r, 1u << 24);
+    return ((uint32_t)COUNTRIES[country].octet << 24) | (uint32_t)gsl_rng_uniform_int(r, 1u << 24);
 }
 
 static double cents(double x)
@@ -372,8 +386,8 @@ static int build_catalogue(struct gen *g)
     for (uint32_t c = 0; c < nc; c++) {
         struct category *cat = &g->cats[c];
         for (int s = 0; s < cat->nstyles; s++) {
-            uint32_t cnt = (size[c] - (uint32_t)s + (uint32_t)cat->nstyles - 1) /
-                           (uint32_t)cat->nstyles;
+            uint32_t cnt =
+                (size[c] - (uint32_t)s + (uint32_t)cat->nstyles - 1) / (uint32_t)cat->nstyles;
             cat->style_items[s] = malloc(cnt * sizeof(uint32_t));
             if (!cat->style_items[s]) {
                 goto out_perm;
@@ -476,7 +490,7 @@ static void pick_cluster(struct gen *g, const struct customer *c, uint32_t *cat,
     *cat = c->cats[k];
     int ns = g->cats[*cat].nstyles;
     *style = gsl_rng_uniform(r) < STYLE_LOYALTY ? c->styles[k] % ns
-                                                 : (int)gsl_rng_uniform_int(r, (unsigned long)ns);
+                                                : (int)gsl_rng_uniform_int(r, (unsigned long)ns);
 }
 
 static uint32_t pick_item(struct gen *g, uint32_t cat, int style)
@@ -573,8 +587,9 @@ static int build_population(struct gen *g)
  * active for an expected W = (1 - e^(-mu T)) / mu days within the period and drops out within it
  * with probability 1 - e^(-mu T). Sessions: the first purchase, s*lambda*(1-p)*W repeat purchases,
  * the final purchase when the dropout falls inside, and BROWSE_PER_PURCHASE browsing sessions
- * per repeat purchase session (they share its Poisson process). The events per session of each kind are measured by a pilot run of the
- * session code itself (pilot_sessions), so the calibration cannot drift from the model.
+ * per repeat purchase session (they share its Poisson process). The events per session of each kind
+ * are measured by a pilot run of the session code itself (pilot_sessions), so the calibration
+ * cannot drift from the model.
  */
 static double expected_events(const struct gen *g, double s)
 {
@@ -636,8 +651,8 @@ static void plan_customers(struct gen *g, uint32_t want[4])
         c->lambda *= g->scale;
         double mu = c->lambda * c->p;
         double d = gsl_ran_exponential(r, 1.0 / mu) * DAY_MS;
-        c->dropout_ts = d < (double)(g->end_ts - c->arrival_ts) ? c->arrival_ts + (int64_t)d
-                                                                  : INT64_MAX;
+        c->dropout_ts =
+            d < (double)(g->end_ts - c->arrival_ts) ? c->arrival_ts + (int64_t)d : INT64_MAX;
         c->fraud_ts = INT64_MAX;
         c->next_ts = c->arrival_ts;
         c->next_kind = S_FIRST;
@@ -892,10 +907,10 @@ static void card_testing_session(struct gen *g, struct customer *c, struct sessi
     gsl_rng *r = g->rng;
     struct ident id;
     id.device = ++g->next_device;
-    id.country = gsl_rng_uniform(r) < 0.5
-                     ? c->country
-                     : (uint8_t)(HOME_COUNTRIES +
-                                 gsl_rng_uniform_int(r, ALL_COUNTRIES - HOME_COUNTRIES));
+    id.country =
+        gsl_rng_uniform(r) < 0.5
+            ? c->country
+            : (uint8_t)(HOME_COUNTRIES + gsl_rng_uniform_int(r, ALL_COUNTRIES - HOME_COUNTRIES));
     id.ip = random_ip(r, id.country);
     id.pay_kind = 0;
     int attempts = 8 + (int)gsl_rng_uniform_int(r, 13);
@@ -980,6 +995,7 @@ static int schedule_next(struct gen *g, struct customer *c)
     } else if (c->dropout_ts <= t) {
         t = c->dropout_ts > earliest ? c->dropout_ts : earliest;
         kind = S_FINAL;
+        c->dropout_ts = INT64_MAX; /* consumed: the final session is the last one */
     }
     if (t >= g->end_ts) {
         return 1;
@@ -1040,8 +1056,7 @@ static void sift_down(struct hnode *h, uint32_t n, uint32_t i)
 /* ==== Emission ==== */
 
 static const char *const FRAUD_NAMES[VS__FRAUD_KIND_COUNT] = {"none", "card_testing",
-                                                              "account_takeover",
-                                                              "amount_anomaly"};
+                                                              "account_takeover", "amount_anomaly"};
 
 const char *vs__fraud_kind_name(enum vs__fraud_kind kind)
 {
@@ -1117,11 +1132,13 @@ static void write_truth_head(struct gen *g)
     int bad = fprintf(f, "record,id,value\n") < 0;
     bad |= fprintf(f, "meta,start_ts,%" PRId64 "\nmeta,end_ts,%" PRId64 "\n", g->o.start_ts,
                    g->end_ts) < 0;
-    bad |= fprintf(f, "meta,seed,%" PRIu64 "\nmeta,customers,%" PRId64 "\nmeta,items,%" PRId64
-                      "\nmeta,categories,%u\nmeta,events,%" PRId64 "\n",
+    bad |= fprintf(f,
+                   "meta,seed,%" PRIu64 "\nmeta,customers,%" PRId64 "\nmeta,items,%" PRId64
+                   "\nmeta,categories,%u\nmeta,events,%" PRId64 "\n",
                    g->o.seed, g->o.customers, g->o.items, g->ncats, g->o.events) < 0;
-    bad |= fprintf(f, "meta,bgnbd_r,%.6g\nmeta,bgnbd_alpha_days,%.6g\nmeta,bgnbd_a,%.6g\n"
-                      "meta,bgnbd_b,%.6g\n",
+    bad |= fprintf(f,
+                   "meta,bgnbd_r,%.6g\nmeta,bgnbd_alpha_days,%.6g\nmeta,bgnbd_a,%.6g\n"
+                   "meta,bgnbd_b,%.6g\n",
                    LAMBDA_SHAPE, 1.0 / g->scale, DROPOUT_A, DROPOUT_B) < 0;
     for (uint32_t i = 0; i < g->ncust && !bad; i++) {
         const struct customer *c = &g->cust[i];
@@ -1267,10 +1284,10 @@ int vs__gen_run_stats(const struct vs__gen_options *o, vs__gen_sink sink, void *
     g->end_ts = o->start_ts + o->days * (int64_t)DAY_MS;
     g->nitems = (uint32_t)o->items;
     g->ncust = (uint32_t)o->customers;
-    g->ncats = o->categories ? (uint32_t)o->categories
-                             : (uint32_t)(o->items / 100 ? o->items / 100 : 1);
+    g->ncats =
+        o->categories ? (uint32_t)o->categories : (uint32_t)(o->items / 100 ? o->items / 100 : 1);
     if (g->ncats > 65535) {
-        g->ncats = 65535;
+        g->ncats = 65535; /* the automatic choice, for huge catalogues */
     }
     g->truth = truth;
     g->rng_pop = gsl_rng_alloc(gsl_rng_mt19937);
@@ -1602,7 +1619,7 @@ void vs__truth_free(struct vs__truth *t)
 enum vs__fraud_kind vs__truth_fraud_kind(const struct vs__truth *t, const char *event_id)
 {
     const int64_t *v = event_id ? smap_find(&t->fraud, event_id) : NULL;
-    return v ? (enum vs__fraud_kind)*v : VS__FRAUD_NONE;
+    return v ? (enum vs__fraud_kind) * v : VS__FRAUD_NONE;
 }
 
 size_t vs__truth_fraud_count(const struct vs__truth *t, enum vs__fraud_kind kind)
@@ -1902,8 +1919,7 @@ static int gen_fail(const char *fmt, ...)
 static int cli_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *v)
 {
     if (parse_i64(s, v) || *v < min || *v > max) {
-        gen_fail("--%s expects an integer in %" PRId64 "..%" PRId64 ", not '%s'", opt, min, max,
-                 s);
+        gen_fail("--%s expects an integer in %" PRId64 "..%" PRId64 ", not '%s'", opt, min, max, s);
         return -1;
     }
     return 0;
@@ -1911,8 +1927,20 @@ static int cli_i64(const char *opt, const char *s, int64_t min, int64_t max, int
 
 int vs__gen_main(int argc, char **argv)
 {
-    enum { O_CUST = 1000, O_ITEMS, O_EVENTS, O_DAYS, O_SEED, O_CATS, O_START, O_BOOT, O_TOPIC,
-           O_OUT, O_TRUTH, O_HELP };
+    enum {
+        O_CUST = 1000,
+        O_ITEMS,
+        O_EVENTS,
+        O_DAYS,
+        O_SEED,
+        O_CATS,
+        O_START,
+        O_BOOT,
+        O_TOPIC,
+        O_OUT,
+        O_TRUTH,
+        O_HELP
+    };
     static const struct option longopts[] = {
         {"customers", required_argument, NULL, O_CUST},
         {"items", required_argument, NULL, O_ITEMS},
@@ -1933,7 +1961,7 @@ int vs__gen_main(int argc, char **argv)
     const char *bootstrap = NULL, *topic = NULL, *out_path = NULL, *truth_path = NULL;
     int64_t v;
     int c;
-    optind = 1;
+    optind = 0; /* glibc: rescan from scratch; gen also runs inside other commands */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -1993,8 +2021,7 @@ int vs__gen_main(int argc, char **argv)
         case ':':
             return gen_fail("%s needs a value (see valuestream gen --help)", argv[optind - 1]);
         default:
-            return gen_fail("unknown option '%s' (see valuestream gen --help)",
-                            argv[optind - 1]);
+            return gen_fail("unknown option '%s' (see valuestream gen --help)", argv[optind - 1]);
         }
     }
     if (optind < argc) {
@@ -2004,14 +2031,14 @@ int vs__gen_main(int argc, char **argv)
         return gen_fail("give either --out or --bootstrap with --topic, not both");
     }
     if (!out_path && !(bootstrap && topic)) {
-        return gen_fail(bootstrap   ? "--bootstrap needs --topic"
-                        : topic     ? "--topic needs --bootstrap"
-                                    : "no output: give --out FILE or --bootstrap HOST:PORT "
-                                      "--topic NAME");
+        return gen_fail(bootstrap ? "--bootstrap needs --topic"
+                        : topic   ? "--topic needs --bootstrap"
+                                  : "no output: give --out FILE or --bootstrap HOST:PORT "
+                                    "--topic NAME");
     }
     if (go.categories > go.items) {
-        return gen_fail("--categories (%" PRId64 ") exceeds --items (%" PRId64 ")",
-                        go.categories, go.items);
+        return gen_fail("--categories (%" PRId64 ") exceeds --items (%" PRId64 ")", go.categories,
+                        go.items);
     }
 
     struct out o = {0};
@@ -2059,8 +2086,9 @@ int vs__gen_main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (grc) {
         fprintf(stderr, "valuestream gen: %s\n",
-                o.err[0] ? o.err : grc == VS_EIO ? "cannot write the truth file"
-                                                 : vs_strerror(grc));
+                o.err[0]        ? o.err
+                : grc == VS_EIO ? "cannot write the truth file"
+                                : vs_strerror(grc));
         goto done;
     }
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -2070,13 +2098,13 @@ int vs__gen_main(int argc, char **argv)
             " customers over %" PRId64 " days; fraud events: card_testing %" PRId64
             ", account_takeover %" PRId64 ", amount_anomaly %" PRId64 "; dropouts %" PRId64
             "; %.2f s (%.0f events/s)\n",
-            st.events, st.purchases, st.customers, go.days, st.fraud_events[1],
-            st.fraud_events[2], st.fraud_events[3], st.dropouts, secs, eps);
+            st.events, st.purchases, st.customers, go.days, st.fraud_events[1], st.fraud_events[2],
+            st.fraud_events[3], st.dropouts, secs, eps);
     printf("{\"events\":%" PRId64 ",\"purchases\":%" PRId64 ",\"customers\":%" PRId64
-           ",\"items\":%" PRId64 ",\"days\":%" PRId64 ",\"seed\":%" PRIu64
-           ",\"first_ts\":%" PRId64 ",\"last_ts\":%" PRId64 ",\"dropouts\":%" PRId64
-           ",\"fraud\":{\"card_testing\":%" PRId64 ",\"account_takeover\":%" PRId64
-           ",\"amount_anomaly\":%" PRId64 "},\"mean_purchases_per_day\":%.4g"
+           ",\"items\":%" PRId64 ",\"days\":%" PRId64 ",\"seed\":%" PRIu64 ",\"first_ts\":%" PRId64
+           ",\"last_ts\":%" PRId64 ",\"dropouts\":%" PRId64 ",\"fraud\":{\"card_testing\":%" PRId64
+           ",\"account_takeover\":%" PRId64 ",\"amount_anomaly\":%" PRId64
+           "},\"mean_purchases_per_day\":%.4g"
            ",\"seconds\":%.3f,\"events_per_s\":%.0f}\n",
            st.events, st.purchases, st.customers, go.items, go.days, go.seed, st.first_ts,
            st.last_ts, st.dropouts, st.fraud_events[1], st.fraud_events[2], st.fraud_events[3],

@@ -29,7 +29,7 @@
 struct vs__gen_options {
     int64_t customers;  /* customers in the population (default 20000) */
     int64_t items;      /* items in the catalogue (default 2000) */
-    int64_t events;     /* target event count; the purchase rates are calibrated to it */
+    int64_t events;     /* about this many events (default 1000000): rates are calibrated */
     int64_t days;       /* length of the period in days (default 180) */
     uint64_t seed;      /* everything random follows from it (default 1) */
     int64_t start_ts;   /* start of the period, epoch ms */
@@ -49,7 +49,7 @@ struct vs__gen_stats {
     int64_t purchases;
     int64_t customers;
     int64_t dropouts;
-    int64_t fraud_events[4]; /* indexed by enum vs__fraud_kind */
+    int64_t fraud_events[4]; /* by enum vs__fraud_kind; [0]: all kinds */
     int64_t first_ts, last_ts;
     double rate_scale; /* the calibrated mean purchase rate, per day */
 };
@@ -114,8 +114,7 @@ size_t vs__truth_fraud_count(const struct vs__truth *t, enum vs__fraud_kind kind
 int vs__truth_dropout(const struct vs__truth *t, const char *user_id, int64_t *ts);
 size_t vs__truth_dropout_count(const struct vs__truth *t);
 /* The i-th dropout in file order (i < vs__truth_dropout_count); 0, or VS_EINVAL. */
-int vs__truth_dropout_at(const struct vs__truth *t, size_t i, const char **user_id,
-                         int64_t *ts);
+int vs__truth_dropout_at(const struct vs__truth *t, size_t i, const char **user_id, int64_t *ts);
 
 /* The customer's preferred categories ("c3 c7"), or NULL. */
 const char *vs__truth_taste(const struct vs__truth *t, const char *user_id);

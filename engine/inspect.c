@@ -220,8 +220,8 @@ static int print_stats(struct inspect *in, const char *dir)
     vs__store_stats(in->st, &s);
     if (!in->json) {
         printf("state directory %s\n", dir);
-        printf("customers: %" PRIu64 " records, %" PRIu64 " bytes of keys and records\n",
-               records, bytes);
+        printf("customers: %" PRIu64 " records, %" PRIu64 " bytes of keys and records\n", records,
+               bytes);
         printf("disk: %" PRIu64 " bytes in SST files\n", s.bytes);
         printf("section versions:\n");
     }

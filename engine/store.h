@@ -39,13 +39,13 @@ struct vs__section_desc {
 #define VS__STORE_USER_ID_MAX 256
 
 struct vs__store_options {
-    size_t cache_bytes;          /* budget of the customer cache, in bytes */
-    size_t rocksdb_cache_bytes;  /* RocksDB block cache (index and filter blocks included);
-                                    0 = 32 MiB */
-    int read_only;               /* for `valuestream inspect`: open for reading only */
-    int create_if_missing;       /* 0 for inspect: a missing directory is an error */
-    int no_sync;                 /* 1: a commit does not fsync the WAL (survives a process
-                                    crash, not a machine crash) */
+    size_t cache_bytes;         /* budget of the customer cache, in bytes */
+    size_t rocksdb_cache_bytes; /* RocksDB block cache (index and filter blocks included);
+                                   0 = 32 MiB */
+    int read_only;              /* for `valuestream inspect`: open for reading only */
+    int create_if_missing;      /* 0 for inspect: a missing directory is an error */
+    int no_sync;                /* 1: a commit does not fsync the WAL (survives a process
+                                   crash, not a machine crash) */
 };
 
 struct vs__store;
@@ -60,8 +60,7 @@ struct vs__customer;
 /* Open (and on first use, create and mark as valuestream's) the store in dir. NULL and errbuf
  * on failure: a foreign RocksDB directory, a newer format, a corrupt directory are each named. */
 struct vs__store *vs__store_open(const char *dir, const struct vs__section_desc *secs, int nsecs,
-                                 const struct vs__store_options *opts, char *errbuf,
-                                 size_t errlen);
+                                 const struct vs__store_options *opts, char *errbuf, size_t errlen);
 void vs__store_close(struct vs__store *st);
 
 /* Load (cache, else RocksDB, else a new zeroed record) and mark dirty. *is_new tells whether
@@ -113,10 +112,10 @@ typedef int (*vs__store_customer_fn)(void *arg, const char *user_id, size_t len,
 int vs__store_foreach_customer(struct vs__store *st, vs__store_customer_fn fn, void *arg);
 
 struct vs__store_stats {
-    uint64_t customers;       /* estimated number of customer records */
-    uint64_t bytes;           /* live data size on disk, all column families */
-    uint64_t cache_records;   /* records in the cache now */
-    uint64_t cache_bytes;     /* bytes the cache holds now */
+    uint64_t customers;     /* estimated number of customer records */
+    uint64_t bytes;         /* live data size on disk, all column families */
+    uint64_t cache_records; /* records in the cache now */
+    uint64_t cache_bytes;   /* bytes the cache holds now */
     uint64_t cache_hits, cache_misses, evictions;
 };
 void vs__store_stats(struct vs__store *st, struct vs__store_stats *out);

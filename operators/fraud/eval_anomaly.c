@@ -41,8 +41,8 @@ static int split_fields(char *line, char **fields, int max)
             p++;
         }
         char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-                               end[-1] == '\n')) {
+        while (end > start &&
+               (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) {
             end--;
         }
         int last = *p == 0;
@@ -142,8 +142,8 @@ int vs_anomaly_csv_load(const char *path, struct vs_anomaly_data *d, char *errbu
         }
         int n = split_fields(line, fields, ncols);
         if (n != ncols) {
-            snprintf(errbuf, errlen, "%s:%ld: bad row: %d fields, the header has %d", path,
-                     lineno, n, ncols);
+            snprintf(errbuf, errlen, "%s:%ld: bad row: %d fields, the header has %d", path, lineno,
+                     n, ncols);
             rc = VS_EINVAL;
             goto out;
         }
@@ -416,17 +416,22 @@ int vs_eval_anomaly_main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--shuffle") == 0 && val) {
             if (parse_u64(val, &seed) != 0) {
-                fprintf(stderr, "eval anomaly: --shuffle expects a non-negative integer seed, "
-                                "got '%s'\n",
+                fprintf(stderr,
+                        "eval anomaly: --shuffle expects a non-negative integer seed, "
+                        "got '%s'\n",
                         val);
                 goto out;
             }
             shuffle = 1;
             i++;
         } else if (strcmp(a, "--set") == 0 && val) {
-            if (strncmp(val, "kafka.", 6) == 0) {
-                fprintf(stderr, "eval anomaly: unknown config key in '%s' (only fraud.* forest "
-                                "keys apply)\n",
+            size_t kl = strcspn(val, "=");
+            int known = 0;
+            for (const struct vs_config_key *k = eval_keys; k->key; k++) {
+                known |= strlen(k->key) == kl && strncmp(k->key, val, kl) == 0;
+            }
+            if (!known) {
+                fprintf(stderr, "eval anomaly: unknown config key '%.*s' (see --help)\n", (int)kl,
                         val);
                 goto out;
             }

@@ -19,8 +19,8 @@
 #define MS_10M (10 * 60 * 1000LL)
 #define MS_1H (60 * 60 * 1000LL)
 #define MS_24H (24 * 60 * 60 * 1000LL)
-#define USUAL_MEMORY 50    /* the running means weigh the past like ~50 purchases at most */
-#define SPREAD_PRIOR 2.0   /* pseudo-purchases with spread mean/2, for young customers */
+#define USUAL_MEMORY 50  /* the running means weigh the past like ~50 purchases at most */
+#define SPREAD_PRIOR 2.0 /* pseudo-purchases with spread mean/2, for young customers */
 #define CATEGORY_MEMORY 100
 #define CATEGORY_PROBES 16
 #define CATEGORY_MIN_SEEN 3
@@ -34,11 +34,26 @@ _Static_assert(sizeof(struct vs_fraud_section) ==
                "the fraud section must have no padding");
 
 const char *const vs_fraud_feature_names[VS_FRAUD_NFEATURES] = {
-    "amount",        "log_amount",         "amount_vs_mean",      "amount_z",
-    "since_last_purchase", "since_first_seen", "purchases_10m",   "purchases_24h",
-    "devices_10m",   "devices_24h",        "countries_10m",       "countries_24h",
-    "payment_methods_10m", "payment_methods_24h", "new_device",   "new_country",
-    "new_payment_method", "items",         "cart_to_purchase",    "price_vs_category",
+    "amount",
+    "log_amount",
+    "amount_vs_mean",
+    "amount_z",
+    "since_last_purchase",
+    "since_first_seen",
+    "purchases_10m",
+    "purchases_24h",
+    "devices_10m",
+    "devices_24h",
+    "countries_10m",
+    "countries_24h",
+    "payment_methods_10m",
+    "payment_methods_24h",
+    "new_device",
+    "new_country",
+    "new_payment_method",
+    "items",
+    "cart_to_purchase",
+    "price_vs_category",
 };
 
 uint64_t vs_fraud_hash(const char *s)
@@ -269,9 +284,9 @@ int vs_fraud_features(const struct vs_fraud_section *s, const struct vs_fraud_ca
         x[VS_FF_AMOUNT_Z] = 0.0;
     }
     x[VS_FF_SINCE_PURCHASE] =
-        s->last_purchase ? log1p((double)(ts > s->last_purchase ? ts - s->last_purchase : 0) /
-                                 1000.0)
-                         : -1.0;
+        s->last_purchase
+            ? log1p((double)(ts > s->last_purchase ? ts - s->last_purchase : 0) / 1000.0)
+            : -1.0;
     x[VS_FF_SINCE_FIRST] =
         s->first_seen ? log1p((double)(ts > s->first_seen ? ts - s->first_seen : 0) / 3.6e6) : 0.0;
     int64_t dt = s->last_purchase ? ts - s->last_purchase : 0;

@@ -22,26 +22,26 @@
 #include <valuestream/event.h>
 
 enum vs_fraud_feature {
-    VS_FF_AMOUNT = 0,      /* order total */
-    VS_FF_LOG_AMOUNT,      /* log(1 + amount) */
-    VS_FF_AMOUNT_VS_MEAN,  /* log((1 + amount) / (1 + customer's mean amount)); 0 without history */
-    VS_FF_AMOUNT_Z,        /* (amount - mean) / spread, spread shrunk towards mean/2; 0 w/o history */
-    VS_FF_SINCE_PURCHASE,  /* log(1 + seconds since the previous purchase); -1 for the first */
-    VS_FF_SINCE_FIRST,     /* log(1 + hours since the customer was first seen) */
-    VS_FF_PURCHASES_10M,   /* purchases in the last 10 minutes, this one included (decayed) */
-    VS_FF_PURCHASES_24H,   /* same over 24 hours */
-    VS_FF_DEVICES_10M,     /* distinct devices seen in the last 10 minutes, this one included */
-    VS_FF_DEVICES_24H,     /* ... 24 hours */
-    VS_FF_COUNTRIES_10M,   /* distinct countries, 10 minutes */
-    VS_FF_COUNTRIES_24H,   /* ... 24 hours */
-    VS_FF_PAYMENTS_10M,    /* distinct payment methods, 10 minutes */
-    VS_FF_PAYMENTS_24H,    /* ... 24 hours */
-    VS_FF_NEW_DEVICE,      /* 1 if the device was first seen less than an hour ago (or now), by a
-                              customer known for longer than that */
-    VS_FF_NEW_COUNTRY,     /* same for the country */
-    VS_FF_NEW_PAYMENT,     /* same for the payment method */
-    VS_FF_ITEMS,           /* items in the order (quantity) */
-    VS_FF_CART_TO_BUY,     /* log(1 + seconds from the first add-to-cart to the purchase); -1: none */
+    VS_FF_AMOUNT = 0,     /* order total */
+    VS_FF_LOG_AMOUNT,     /* log(1 + amount) */
+    VS_FF_AMOUNT_VS_MEAN, /* log((1 + amount) / (1 + customer's mean amount)); 0 without history */
+    VS_FF_AMOUNT_Z, /* (amount - mean) / spread, spread shrunk towards mean/2; 0 w/o history */
+    VS_FF_SINCE_PURCHASE, /* log(1 + seconds since the previous purchase); -1 for the first */
+    VS_FF_SINCE_FIRST,    /* log(1 + hours since the customer was first seen) */
+    VS_FF_PURCHASES_10M,  /* purchases in the last 10 minutes, this one included (decayed) */
+    VS_FF_PURCHASES_24H,  /* same over 24 hours */
+    VS_FF_DEVICES_10M,    /* distinct devices seen in the last 10 minutes, this one included */
+    VS_FF_DEVICES_24H,    /* ... 24 hours */
+    VS_FF_COUNTRIES_10M,  /* distinct countries, 10 minutes */
+    VS_FF_COUNTRIES_24H,  /* ... 24 hours */
+    VS_FF_PAYMENTS_10M,   /* distinct payment methods, 10 minutes */
+    VS_FF_PAYMENTS_24H,   /* ... 24 hours */
+    VS_FF_NEW_DEVICE,     /* 1 if the device was first seen less than an hour ago (or now), by a
+                             customer known for longer than that */
+    VS_FF_NEW_COUNTRY,    /* same for the country */
+    VS_FF_NEW_PAYMENT,    /* same for the payment method */
+    VS_FF_ITEMS,          /* items in the order (quantity) */
+    VS_FF_CART_TO_BUY, /* log(1 + seconds from the first add-to-cart to the purchase); -1: none */
     VS_FF_PRICE_VS_CATEGORY, /* log(unit price / category's typical unit price); 0 when unknown */
     VS_FRAUD_NFEATURES
 };

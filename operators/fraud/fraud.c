@@ -32,7 +32,7 @@
 #include "policy.h"
 
 #define STATE_VERSION 1
-#define PENDING_LABELS 4096   /* fraud labels of purchases not seen yet */
+#define PENDING_LABELS 4096    /* fraud labels of purchases not seen yet */
 #define RECENT_DECISIONS 65536 /* decisions remembered to match later labels */
 #define THRESHOLD_EVERY 16     /* purchases between two readings of rate-based thresholds */
 #define TOP_FEATURES 3
@@ -487,8 +487,8 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
     uint64_t id = ev->event_id ? vs_fraud_hash(ev->event_id) : 0;
     double score = 0.5;
     vs_iforest_score(fr->forest, x, &score, NULL);
-    int scored = vs_iforest_ready(fr->forest) &&
-                 vs_iforest_learned(fr->forest) >= (uint64_t)fr->warmup;
+    int scored =
+        vs_iforest_ready(fr->forest) && vs_iforest_learned(fr->forest) >= (uint64_t)fr->warmup;
     if (scored) {
         vs_fraud_quantiles_add(&fr->quantiles, score);
         fr->meta_dirty = 1;
@@ -542,8 +542,7 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
     return 0;
 }
 
-static int fraud_on_event(void *self, struct vs_ctx *ctx, const struct vs_event *ev,
-                          void *section)
+static int fraud_on_event(void *self, struct vs_ctx *ctx, const struct vs_event *ev, void *section)
 {
     struct fraud *fr = self;
     struct vs_fraud_section *s = section;

@@ -26,7 +26,7 @@
 #include <valuestream/error.h>
 
 #define LEAF 0xFFFF /* feature of a leaf in the serialised form and while a tree is built */
-#define GROUP 8      /* trees walked together */
+#define GROUP 8     /* trees walked together */
 #define PAGE_ROWS 256
 #define MIN_POINTS 16
 #define FORMAT_VERSION 1
@@ -204,8 +204,7 @@ static int rebuild_every(const struct vs_iforest_config *c)
     return r < 1 ? 1 : r;
 }
 
-struct vs_iforest *vs_iforest_new(const struct vs_iforest_config *cfg, char *errbuf,
-                                  size_t errlen)
+struct vs_iforest *vs_iforest_new(const struct vs_iforest_config *cfg, char *errbuf, size_t errlen)
 {
     if (check_config(cfg, errbuf, errlen) != 0) {
         return NULL;
@@ -355,7 +354,8 @@ static int feature_range(const float *pts, int dims, const uint32_t *idx, uint32
  * those not constant on the points, split uniformly between their min and max, recurse. Only
  * feature, threshold and size are set here; finish_subtree() derives the rest.
  */
-static void grow(struct vs_iforest *f, int t, uint32_t *idx, uint32_t n, int depth, struct rng *r)
+static void grow(struct vs_iforest *f, int t, uint32_t *idx, uint32_t n, int depth, struct rng *r,
+                 const uint64_t *constant_above, int nconstant_above)
 {
     struct node *nodes = f->nodes + (size_t)t * f->max_nodes;
     uint16_t *sizes = f->sizes + (size_t)t * f->max_nodes;
@@ -366,31 +366,52 @@ static void grow(struct vs_iforest *f, int t, uint32_t *idx, uint32_t n, int dep
     nodes[id].v = 0.0f;
     nodes[id].right = 0;
     sizes[id] = (uint16_t)n;
-    if (depth >= f->cfg.max_depth || n <= 1) {
+    if (depth >= f->cfg.max_depth || n <= 1 || nconstant_above >= dims) {
         return;
     }
-    /* A random feature among those not constant on the points: rejection first (uniform among
-     * the non-constant ones), then, if that keeps failing, an exhaustive count. */
+    /* A random feature among those not constant on the points: rejection (uniform among the
+     * non-constant ones), skipping without a scan the features already constant on the parent's
+     * points and remembering those found constant here for the children; if scans keep failing,
+     * an exhaustive count. */
+    const size_t words = ((size_t)dims + 63) / 64;
+    uint64_t constant[VS_IFOREST_MAX_DIMS / 64];
+    memcpy(constant, constant_above, words * sizeof(uint64_t));
+    int nconstant = nconstant_above;
     int feat = -1;
     float lo = 0.0f, hi = 0.0f;
-    for (int tries = 0; tries < 8 && feat < 0; tries++) {
+    for (int scans = 0, draws = 0; scans < 8 && draws < 64 && feat < 0; draws++) {
         int fi = (int)rng_below(r, (uint32_t)dims);
+        if (constant[fi >> 6] >> (fi & 63) & 1) {
+            continue;
+        }
+        scans++;
         if (feature_range(win, dims, idx, n, fi, &lo, &hi)) {
             feat = fi;
+        } else {
+            constant[fi >> 6] |= 1ull << (fi & 63);
+            nconstant++;
         }
     }
     if (feat < 0) {
         uint32_t live = 0;
         for (int fi = 0; fi < dims; fi++) {
-            live += (uint32_t)feature_range(win, dims, idx, n, fi, &lo, &hi);
+            if (!(constant[fi >> 6] >> (fi & 63) & 1)) {
+                if (feature_range(win, dims, idx, n, fi, &lo, &hi)) {
+                    live++;
+                } else {
+                    constant[fi >> 6] |= 1ull << (fi & 63);
+                    nconstant++;
+                }
+            }
         }
         if (live == 0) {
             return;
         }
         uint32_t k = rng_below(r, live);
         for (int fi = 0; fi < dims && feat < 0; fi++) {
-            if (feature_range(win, dims, idx, n, fi, &lo, &hi) && k-- == 0) {
+            if (!(constant[fi >> 6] >> (fi & 63) & 1) && k-- == 0) {
                 feat = fi;
+                feature_range(win, dims, idx, n, fi, &lo, &hi);
             }
         }
     }
@@ -412,8 +433,8 @@ static void grow(struct vs_iforest *f, int t, uint32_t *idx, uint32_t n, int dep
     }
     nodes[id].feat = (uint16_t)feat;
     nodes[id].v = thr;
-    grow(f, t, idx, i, depth + 1, r);
-    grow(f, t, idx + i, n - i, depth + 1, r);
+    grow(f, t, idx, i, depth + 1, r, constant, nconstant);
+    grow(f, t, idx + i, n - i, depth + 1, r, constant, nconstant);
 }
 
 static inline int bit(const uint64_t *map, uint32_t i)
@@ -464,7 +485,8 @@ static void build_tree(struct vs_iforest *f, int t)
     f->trees[t].n = m;
     f->trees[t].nnodes = 0;
     f->trees[t].depth = 0;
-    grow(f, t, f->idx, m, 0, &r);
+    uint64_t none[VS_IFOREST_MAX_DIMS / 64] = {0};
+    grow(f, t, f->idx, m, 0, &r, none, 0);
     finish_subtree(f, t, 0, 0, 1.0 / f->cpath[m]);
     f->dirty[1 + t] = 1;
 }
@@ -866,8 +888,7 @@ static int get_prefix(struct rbuf *r, int *kind, uint32_t *index)
     return 0;
 }
 
-struct vs_iforest *vs_iforest_from_header(const void *buf, size_t len, char *errbuf,
-                                          size_t errlen)
+struct vs_iforest *vs_iforest_from_header(const void *buf, size_t len, char *errbuf, size_t errlen)
 {
     struct rbuf r = {buf, (const uint8_t *)buf + len, 0};
     int kind;
@@ -1028,8 +1049,7 @@ int vs_iforest_serialize(const struct vs_iforest *f, void *buf, size_t len)
     return w.overflow ? VS_EFULL : 0;
 }
 
-struct vs_iforest *vs_iforest_deserialize(const void *buf, size_t len, char *errbuf,
-                                          size_t errlen)
+struct vs_iforest *vs_iforest_deserialize(const void *buf, size_t len, char *errbuf, size_t errlen)
 {
     struct rbuf r = {buf, (const uint8_t *)buf + len, 0};
     uint32_t nparts = get_u32(&r);

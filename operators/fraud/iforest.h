@@ -46,13 +46,15 @@ struct vs_iforest_config {
  * shared by the fraud operator's table and `valuestream eval anomaly`. */
 #define VS_IFOREST_CONFIG_KEYS                                                                     \
     {"fraud.trees", VS_CONFIG_INT, "100", "Trees in the isolation forest."},                       \
-        {"fraud.sample.size", VS_CONFIG_INT, "256", "Points each tree is built on."},               \
+        {"fraud.sample.size", VS_CONFIG_INT, "256", "Points each tree is built on."},              \
         {"fraud.window", VS_CONFIG_INT, "4096",                                                    \
-         "Recent points the forest keeps and samples its trees from."},                           \
+         "Recent points the forest keeps and samples its trees from."},                            \
         {"fraud.rebuild.every", VS_CONFIG_INT, "0",                                                \
-         "Learned points between two tree replacements (0 = window / (8 * trees))."},                   \
+         "Learned points between two tree replacements (0 = window / (8 * trees))."},              \
         {"fraud.max.depth", VS_CONFIG_INT, "0", "Tree height limit (0 = log2 of sample size)."},   \
-        {"fraud.seed", VS_CONFIG_INT, "1", "Seed of the forest's random choices."}
+    {                                                                                              \
+        "fraud.seed", VS_CONFIG_INT, "1", "Seed of the forest's random choices."                   \
+    }
 
 struct vs_iforest;
 
@@ -60,8 +62,7 @@ struct vs_iforest;
 void vs_iforest_config_default(struct vs_iforest_config *cfg, int dims);
 
 /* A new, empty forest. NULL and errbuf on a bad config or out of memory. */
-struct vs_iforest *vs_iforest_new(const struct vs_iforest_config *cfg, char *errbuf,
-                                  size_t errlen);
+struct vs_iforest *vs_iforest_new(const struct vs_iforest_config *cfg, char *errbuf, size_t errlen);
 void vs_iforest_free(struct vs_iforest *f);
 
 const struct vs_iforest_config *vs_iforest_get_config(const struct vs_iforest *f);
@@ -98,8 +99,7 @@ int vs_iforest_forget(struct vs_iforest *f, uint64_t id);
 size_t vs_iforest_serialized_size(const struct vs_iforest *f);
 int vs_iforest_serialize(const struct vs_iforest *f, void *buf, size_t len);
 /* A forest from vs_iforest_serialize's bytes. NULL and errbuf on corrupt or unknown versions. */
-struct vs_iforest *vs_iforest_deserialize(const void *buf, size_t len, char *errbuf,
-                                          size_t errlen);
+struct vs_iforest *vs_iforest_deserialize(const void *buf, size_t len, char *errbuf, size_t errlen);
 
 /*
  * Parts, for incremental checkpoints. Part 0 is the header (config and counters), then one part
@@ -114,7 +114,6 @@ size_t vs_iforest_part_max_size(const struct vs_iforest *f);
 long vs_iforest_part_write(const struct vs_iforest *f, int part, void *buf, size_t len);
 int vs_iforest_part_read(struct vs_iforest *f, int part, const void *buf, size_t len);
 void vs_iforest_clear_dirty(struct vs_iforest *f);
-struct vs_iforest *vs_iforest_from_header(const void *buf, size_t len, char *errbuf,
-                                          size_t errlen);
+struct vs_iforest *vs_iforest_from_header(const void *buf, size_t len, char *errbuf, size_t errlen);
 
 #endif

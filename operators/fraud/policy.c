@@ -137,15 +137,14 @@ int vs_fraud_quantiles_read(struct vs_fraud_quantiles *q, const void *buf, size_
 void vs_fraud_thresholds(const struct vs_fraud_policy *p, const struct vs_fraud_quantiles *q,
                          double *review, double *block)
 {
-    *review = p->review_rate > 0 ? vs_fraud_quantiles_upper(q, p->review_rate)
-                                 : p->review_threshold;
+    *review =
+        p->review_rate > 0 ? vs_fraud_quantiles_upper(q, p->review_rate) : p->review_threshold;
     *block = p->block_rate > 0 ? vs_fraud_quantiles_upper(q, p->block_rate) : p->block_threshold;
 }
 
-enum vs_fraud_decision vs_fraud_decide(const struct vs_fraud_policy *p, double review,
-                                       double block, double score, int scored, double amount,
-                                       double purchases_10m, double purchases_24h,
-                                       unsigned *rules)
+enum vs_fraud_decision vs_fraud_decide(const struct vs_fraud_policy *p, double review, double block,
+                                       double score, int scored, double amount,
+                                       double purchases_10m, double purchases_24h, unsigned *rules)
 {
     unsigned r = 0;
     if (p->max_amount > 0 && amount > p->max_amount) {

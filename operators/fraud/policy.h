@@ -59,9 +59,8 @@ void vs_fraud_thresholds(const struct vs_fraud_policy *p, const struct vs_fraud_
  * purchase counts in the last 10 minutes and 24 hours, this one included). scored: the forest
  * was ready, so the score counts; otherwise only the rules decide.
  */
-enum vs_fraud_decision vs_fraud_decide(const struct vs_fraud_policy *p, double review,
-                                       double block, double score, int scored, double amount,
-                                       double purchases_10m, double purchases_24h,
-                                       unsigned *rules);
+enum vs_fraud_decision vs_fraud_decide(const struct vs_fraud_policy *p, double review, double block,
+                                       double score, int scored, double amount,
+                                       double purchases_10m, double purchases_24h, unsigned *rules);
 
 #endif

@@ -114,31 +114,46 @@ int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w)
     }
     int32_t *nb = c->nb + (size_t)i * (size_t)c->m;
     float *wt = c->w + (size_t)i * (size_t)c->m;
-    int light = 0, free_slot = -1;
     c->tot[i] += w;
-    for (int s = 0; s < c->m; s++) {
-        if (nb[s] == j) {
-            wt[s] += w;
-            c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
-            return 0;
+    c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
+    /* Slots fill from the front and are never emptied, so the free ones are a suffix: the
+     * first pass stops at the neighbour or at the first free slot, and only a full row without
+     * the neighbour reads the weights, to find its lightest slot. */
+    int s = 0;
+    while (s < c->m && nb[s] != j && nb[s] >= 0) {
+        s++;
+    }
+    if (s < c->m) {
+        if (nb[s] != j) {
+            nb[s] = j;
+            wt[s] = 0;
         }
-        if (nb[s] < 0) {
-            if (free_slot < 0) {
-                free_slot = s;
-            }
-        } else if (wt[s] < wt[light] || nb[light] < 0) {
+        wt[s] += w;
+        return 0;
+    }
+    int light = 0;
+    for (s = 1; s < c->m; s++) {
+        if (wt[s] < wt[light]) {
             light = s;
         }
     }
-    if (free_slot >= 0) {
-        nb[free_slot] = j;
-        wt[free_slot] = w;
-    } else {
-        nb[light] = j;
-        wt[light] = w;
-    }
-    c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
+    nb[light] = j;
+    wt[light] = w;
     return 0;
+}
+
+void vs_cooc_prefetch(const struct vs_cooc *c, int32_t i)
+{
+    if (i < 0 || i >= c->n) {
+        return;
+    }
+    const char *nb = (const char *)(c->nb + (size_t)i * (size_t)c->m);
+    const char *w = (const char *)(c->w + (size_t)i * (size_t)c->m);
+    size_t bytes = (size_t)c->m * sizeof(int32_t);
+    for (size_t off = 0; off < bytes; off += 64) {
+        __builtin_prefetch(nb + off, 1);
+        __builtin_prefetch(w + off, 1);
+    }
 }
 
 const int32_t *vs_cooc_neighbours(const struct vs_cooc *c, int32_t i)
@@ -203,8 +218,7 @@ size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, s
     if (cap < need) {
         return need;
     }
-    uint32_t head[5] = {VS__COOC_MAGIC, VS__COOC_VERSION, (uint32_t)chunk, (uint32_t)c->m,
-                        count};
+    uint32_t head[5] = {VS__COOC_MAGIC, VS__COOC_VERSION, (uint32_t)chunk, (uint32_t)c->m, count};
     uint8_t *p = buf;
     memcpy(p, head, sizeof(head));
     p += sizeof(head);
@@ -236,8 +250,8 @@ int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size
     uint32_t count = head[4];
     int64_t r0 = (int64_t)chunk * VS_COOC_CHUNK_ROWS;
     if (head[2] != (uint32_t)chunk || count > VS_COOC_CHUNK_ROWS || r0 + count > c->n ||
-        len != sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float)) +
-                   count * sizeof(float)) {
+        len !=
+            sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float)) + count * sizeof(float)) {
         return VS_ECORRUPT;
     }
     const uint8_t *p = (const uint8_t *)buf + sizeof(head);

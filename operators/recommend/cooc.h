@@ -7,9 +7,9 @@
  * weight. Space-saving (Metwally, Agrawal & El Abbadi 2005) would let the newcomer inherit the
  * evicted weight; measured on MovieLens-like logs, those inherited weights make each list's
  * newest, noisiest neighbours outrank its real ones (HR@10 of the co-occurrence signal alone
- * about 0.04 with inheritance, about 0.10 without, at m = 256), so the bounded list keeps only weight it
- * actually saw. Heavy neighbours stay, since only the lightest slot turns over. Memory is m
- * (index, weight) pairs per item, whatever the traffic.
+ * about 0.04 with inheritance, about 0.10 without, at m = 256), so the bounded list keeps only
+ * weight it actually saw. Heavy neighbours stay, since only the lightest slot turns over. Memory is
+ * m (index, weight) pairs per item, whatever the traffic.
  *
  * Items are the rows of the matrix-factorization model's dictionary; the table grows with it.
  * Changed rows are remembered by chunk of VS_COOC_CHUNK_ROWS for checkpoints.
@@ -39,6 +39,10 @@ int vs_cooc_m(const struct vs_cooc *c);
  * when the list is full. Returns 0 or VS_EINVAL. Allocates nothing.
  */
 int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w);
+
+/* Ask the CPU to fetch item i's row ahead of a vs_cooc_add: a customer's recent items sit at
+ * random places of a large table, and fetching their rows together overlaps the cache misses. */
+void vs_cooc_prefetch(const struct vs_cooc *c, int32_t i);
 
 /* Item i's neighbour slots: m indexes (-1 for an empty slot) and their weights. */
 const int32_t *vs_cooc_neighbours(const struct vs_cooc *c, int32_t i);

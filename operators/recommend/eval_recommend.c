@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include <valuestream/error.h>
 
 #include "recommender.h"
@@ -38,8 +40,8 @@ struct row {
     int64_t k1, k2; /* diginetica: session id and timeframe, tie-breakers after the date */
     int64_t ts;     /* event time, epoch ms */
     int64_t line;
-    uint32_t user;  /* index into the user table */
-    uint32_t item;  /* offset of the item id in the string pool */
+    uint32_t user; /* index into the user table */
+    uint32_t item; /* offset of the item id in the string pool */
 };
 
 /* ==== Small containers ==== */
@@ -142,7 +144,8 @@ static int64_t u64set_find(const struct u64set *s, uint64_t key)
     if (!s->cap) {
         return -1;
     }
-    for (uint64_t i = (key * 0x9e3779b97f4a7c15ull) >> 20 & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+    for (uint64_t i = (key * 0x9e3779b97f4a7c15ull) >> 20 & (s->cap - 1);;
+         i = (i + 1) & (s->cap - 1)) {
         if (s->keys[i] == key) {
             return (int64_t)i;
         }
@@ -366,8 +369,9 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
         }
         if (no == 1 && fmt == FMT_DIGINETICA) {
             if (strncmp(line, "session_id;", 11) != 0) {
-                rc = fail_line(path, no, "expected the header session_id;user_id;item_id;"
-                                         "timeframe;eventdate");
+                rc = fail_line(path, no,
+                               "expected the header session_id;user_id;item_id;"
+                               "timeframe;eventdate");
                 break;
             }
             continue;
@@ -486,10 +490,10 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
 /* ==== The co-occurrence baseline: exact counts, adjacency lists per item ==== */
 
 struct base_cooc {
-    struct ivec *nb;   /* per item: neighbours */
-    float **cnt;       /* per item: counts, parallel to nb */
+    struct ivec *nb; /* per item: neighbours */
+    float **cnt;     /* per item: counts, parallel to nb */
     int32_t *cnt_cap;
-    float *pop;        /* customers per item */
+    float *pop; /* customers per item */
     int32_t n;
     struct u64set pos; /* (i, j) -> position of j in i's list */
 };
@@ -571,8 +575,8 @@ static void base_free(struct base_cooc *b)
 
 struct user {
     struct vs_rec_customer cu;
-    struct ivec items;              /* every distinct item, in order of first interaction */
-    int32_t window[BASE_WINDOW];    /* last distinct items, most recent first */
+    struct ivec items;           /* every distinct item, in order of first interaction */
+    int32_t window[BASE_WINDOW]; /* last distinct items, most recent first */
     int n_window;
     int seen;
 };
@@ -677,6 +681,9 @@ int vs_eval_recommend_main(int argc, char **argv)
                 format);
         return 1;
     }
+    /* As in the engine, the model runs on one thread: OpenBLAS's threads only slow down the
+     * small calls of each update. */
+    openblas_set_num_threads(1);
     struct vs_rec *rec = vs_rec_new(&params, err, sizeof(err));
     if (!rec) {
         fprintf(stderr, "eval recommend: %s\n", err);

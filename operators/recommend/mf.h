@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VS_MF_MAX_K 64          /* largest factor dimension (customer sections are sized by it) */
-#define VS_MF_ITEM_ID_MAX 64    /* item ids are at most 63 bytes */
-#define VS_MF_CHUNK_ROWS 256    /* rows per checkpoint chunk */
-#define VS_MF_MAX_ABS 1.0e4f    /* a factor beyond this is treated as poisoned */
+#define VS_MF_MAX_K 64       /* largest factor dimension (customer sections are sized by it) */
+#define VS_MF_ITEM_ID_MAX 64 /* item ids are at most 63 bytes */
+#define VS_MF_CHUNK_ROWS 256 /* rows per checkpoint chunk */
+#define VS_MF_MAX_ABS 1.0e4f /* a factor beyond this is treated as poisoned */
 
 struct vs_mf_params {
     int k;              /* factor dimension, 1..VS_MF_MAX_K */
@@ -70,6 +70,14 @@ int32_t vs_mf_intern(struct vs_mf *mf, const char *id, int *created);
 int vs_mf_fold_in(struct vs_mf *mf, const int32_t *items, const float *weight, int n, float *x);
 
 /*
+ * The same solve by eALS (element-wise ALS, He et al. SIGIR 2016): `sweeps` passes of exact
+ * coordinate updates starting from the customer's current x, which converge to the fold-in's
+ * solution. Cheaper per call (no factorization); same rejection rules. x is read and written.
+ */
+int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int n, float *x,
+               int sweeps);
+
+/*
  * Move item's row toward explaining preference p (1 for an interaction, 0 for one taken back)
  * for customer vector x with weight w: the exact minimiser of
  *   c (p - x.y)^2 + mu |y - y_old|^2,   c = 1 + alpha * |w|,
@@ -77,6 +85,10 @@ int vs_mf_fold_in(struct vs_mf *mf, const int32_t *items, const float *weight, i
  * symmetric rank-2 update. Returns 0 or VS_EINVAL (rejected, counted, nothing changed).
  */
 int vs_mf_update_item(struct vs_mf *mf, int32_t item, const float *x, float w, float p);
+
+/* Ask the CPU to fetch the rows of items ahead of a fold-in: they sit at random places of a
+ * large matrix, and fetching them together overlaps the cache misses with other work. */
+void vs_mf_prefetch(const struct vs_mf *mf, const int32_t *items, int n);
 
 /* scores[i] = alpha * Y[i] . x for every item: one cblas_sgemv. */
 void vs_mf_scores(const struct vs_mf *mf, const float *x, float alpha, float *scores);

@@ -24,30 +24,48 @@
 /* ==== Configuration ==== */
 
 const struct vs_config_key vs_rec_config[] = {
-    {"recommend.k", VS_CONFIG_INT, "64", "factor dimension of the matrix-factorization model (1..64)"},
+    {"recommend.k", VS_CONFIG_INT, "64",
+     "factor dimension of the matrix-factorization model (1..64)"},
     {"recommend.lambda", VS_CONFIG_DOUBLE, "0.5", "L2 regularisation of the customer fold-in"},
-    {"recommend.alpha", VS_CONFIG_DOUBLE, "2", "confidence per unit of interaction weight: c = 1 + alpha * weight"},
-    {"recommend.item.inertia", VS_CONFIG_DOUBLE, "4", "how slowly an item's factors follow each interaction (> 0)"},
-    {"recommend.init.scale", VS_CONFIG_DOUBLE, "0.1", "standard deviation of a new item's random factors"},
-    {"recommend.max.items", VS_CONFIG_INT, "2000000", "most items the model holds; later new items are refused and counted"},
+    {"recommend.alpha", VS_CONFIG_DOUBLE, "2",
+     "confidence per unit of interaction weight: c = 1 + alpha * weight"},
+    {"recommend.item.inertia", VS_CONFIG_DOUBLE, "4",
+     "how slowly an item's factors follow each interaction (> 0)"},
+    {"recommend.solver.sweeps", VS_CONFIG_INT, "1",
+     "customer update: 0 solves exactly (Cholesky), n > 0 runs n eALS coordinate sweeps"},
+    {"recommend.init.scale", VS_CONFIG_DOUBLE, "0.1",
+     "standard deviation of a new item's random factors"},
+    {"recommend.max.items", VS_CONFIG_INT, "2000000",
+     "most items the model holds; later new items are refused and counted"},
     {"recommend.weight.view", VS_CONFIG_DOUBLE, "1", "interaction weight of a view"},
     {"recommend.weight.add_to_cart", VS_CONFIG_DOUBLE, "4", "interaction weight of an add-to-cart"},
-    {"recommend.weight.remove_from_cart", VS_CONFIG_DOUBLE, "4", "weight a remove-from-cart takes away"},
+    {"recommend.weight.remove_from_cart", VS_CONFIG_DOUBLE, "4",
+     "weight a remove-from-cart takes away"},
     {"recommend.weight.purchase", VS_CONFIG_DOUBLE, "10", "interaction weight of a purchase"},
     {"recommend.weight.refund", VS_CONFIG_DOUBLE, "10", "weight a refund takes away"},
     {"recommend.n", VS_CONFIG_INT, "20", "length of a recommendation list (1..50)"},
-    {"recommend.exclude.viewed", VS_CONFIG_BOOL, "false", "also leave out items the customer viewed (bought items always are)"},
-    {"recommend.every.views", VS_CONFIG_INT, "5", "send a fresh list after this many views (purchases and add-to-carts always trigger one)"},
-    {"recommend.min.interval.ms", VS_CONFIG_INT, "10000", "at most one list per customer per this much event time"},
-    {"recommend.recent.items", VS_CONFIG_INT, "32", "recent items per customer the model solves against (1..32)"},
+    {"recommend.exclude.viewed", VS_CONFIG_BOOL, "false",
+     "also leave out the customer's recent items they viewed or carted (bought items always are)"},
+    {"recommend.every.views", VS_CONFIG_INT, "5",
+     "send a fresh list after this many views (purchases and add-to-carts always trigger one)"},
+    {"recommend.min.interval.ms", VS_CONFIG_INT, "10000",
+     "at most one list per customer per this much event time"},
+    {"recommend.recent.items", VS_CONFIG_INT, "32",
+     "recent items per customer the model solves against (1..32)"},
     {"recommend.cooc.neighbours", VS_CONFIG_INT, "64", "co-occurring items kept per item (1..256)"},
-    {"recommend.cooc.window", VS_CONFIG_INT, "20", "a customer's recent items an interaction co-occurs with (1..recent.items)"},
-    {"recommend.cooc.decay", VS_CONFIG_DOUBLE, "0.9", "weight of the p-th most recent item in co-occurrence: decay^p (0..1]"},
-    {"recommend.popularity.tau.ms", VS_CONFIG_DOUBLE, "86400000", "decay time constant of recent popularity, ms of event time"},
-    {"recommend.blend.model", VS_CONFIG_DOUBLE, "1", "blend weight of the matrix-factorization score"},
-    {"recommend.blend.together", VS_CONFIG_DOUBLE, "1", "blend weight of co-occurrence with the customer's recent items"},
+    {"recommend.cooc.window", VS_CONFIG_INT, "20",
+     "a customer's recent items an interaction co-occurs with (1..recent.items)"},
+    {"recommend.cooc.decay", VS_CONFIG_DOUBLE, "0.9",
+     "weight of the p-th most recent item in co-occurrence: decay^p (0..1]"},
+    {"recommend.popularity.tau.ms", VS_CONFIG_DOUBLE, "86400000",
+     "decay time constant of recent popularity, ms of event time"},
+    {"recommend.blend.model", VS_CONFIG_DOUBLE, "1",
+     "blend weight of the matrix-factorization score"},
+    {"recommend.blend.together", VS_CONFIG_DOUBLE, "1",
+     "blend weight of co-occurrence with the customer's recent items"},
     {"recommend.blend.trending", VS_CONFIG_DOUBLE, "0.05", "blend weight of recent popularity"},
-    {"recommend.blend.model.ramp", VS_CONFIG_DOUBLE, "10", "customer interactions before the model gets its full blend weight"},
+    {"recommend.blend.model.ramp", VS_CONFIG_DOUBLE, "10",
+     "customer interactions before the model gets its full blend weight"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -65,6 +83,7 @@ static const struct field fields[] = {
     {"recommend.lambda", F_FLOAT, P(mf.lambda)},
     {"recommend.alpha", F_FLOAT, P(mf.alpha)},
     {"recommend.item.inertia", F_FLOAT, P(mf.item_inertia)},
+    {"recommend.solver.sweeps", F_INT, P(eals_sweeps)},
     {"recommend.init.scale", F_FLOAT, P(mf.init_scale)},
     {"seed", F_U64, P(mf.seed)}, /* the engine's seed key */
     {"recommend.max.items", F_INT, P(mf.max_items)},
@@ -181,6 +200,9 @@ int vs_rec_params_check(const struct vs_rec_params *p, char *errbuf, size_t errl
     }
     if (!(p->mf.item_inertia > 0)) {
         BAD("recommend.item.inertia: expected > 0");
+    }
+    if (p->eals_sweeps < 0 || p->eals_sweeps > 100) {
+        BAD("recommend.solver.sweeps: expected 0..100");
     }
     if (!(p->mf.init_scale >= 0) || p->mf.init_scale > 10) {
         BAD("recommend.init.scale: expected 0..10");
@@ -464,9 +486,13 @@ int32_t vs_rec_learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event
         }
     }
 
+    vs_mf_prefetch(r->mf, cu->recent, cu->n_recent < r->p.recent ? cu->n_recent : r->p.recent);
     if (!takes_away && !(cu->n_recent > 0 && cu->recent[0] == item)) {
         float rp = 1.0f;
         int window = cu->n_recent < r->p.cooc_window ? cu->n_recent : r->p.cooc_window;
+        for (int s = 0; s < window; s++) {
+            vs_cooc_prefetch(r->cooc, cu->recent[s]);
+        }
         for (int s = 0; s < window; s++, rp *= r->p.cooc_decay) {
             int32_t j = cu->recent[s];
             if (j != item && j >= 0 && j < vs_mf_items(r->mf)) {
@@ -504,8 +530,12 @@ int32_t vs_rec_learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event
 
     int k = vs_mf_k(r->mf);
     float x[VS_MF_MAX_K];
+    memcpy(x, cu->x, sizeof(x));
     int n = cu->n_recent < r->p.recent ? cu->n_recent : r->p.recent;
-    if (vs_mf_fold_in(r->mf, cu->recent, cu->recent_w, n, x) == 0) {
+    int rc = r->p.eals_sweeps > 0
+                 ? vs_mf_eals(r->mf, cu->recent, cu->recent_w, n, x, r->p.eals_sweeps)
+                 : vs_mf_fold_in(r->mf, cu->recent, cu->recent_w, n, x);
+    if (rc == 0) {
         memcpy(cu->x, x, (size_t)k * sizeof(float));
         if (w > 0) {
             vs_mf_update_item(r->mf, item, cu->x, w, takes_away ? 0.0f : 1.0f);
@@ -619,8 +649,9 @@ int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
 /*
  * Co-occurrence score of every neighbour of the customer's recent items: the p-th most recent
  * item j contributes decay^p * w(j, i) / sqrt(total(i) total(j)), a cosine-like normalisation
- * by how much each item co-occurs at all, so that items that go with everything do not win. Touched items are listed so that the next call can clear
- * them without a pass over the catalogue. Returns the largest score.
+ * by how much each item co-occurs at all, so that items that go with everything do not win. Touched
+ * items are listed so that the next call can clear them without a pass over the catalogue. Returns
+ * the largest score.
  */
 static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
 {
@@ -693,8 +724,7 @@ int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const 
         sc[r->touched[t]] += wc * r->co[r->touched[t]];
     }
     for (int s = 0; s < cu->n_recent; s++) {
-        if ((cu->recent_flags[s] & VS_REC_BOUGHT) ||
-            (r->p.exclude_viewed && (cu->recent_flags[s] & VS_REC_VIEWED))) {
+        if ((cu->recent_flags[s] & VS_REC_BOUGHT) || r->p.exclude_viewed) {
             if (cu->recent[s] >= 0 && cu->recent[s] < count) {
                 sc[cu->recent[s]] = -INFINITY;
             }
@@ -953,8 +983,7 @@ int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, si
             rc = vs_pop_decode_meta(r->pop, val, len);
             free(val);
             if (rc < 0) {
-                snprintf(errbuf, errlen, "recommend model: blob 'pop/meta': %s%s",
-                         vs_strerror(rc),
+                snprintf(errbuf, errlen, "recommend model: blob 'pop/meta': %s%s", vs_strerror(rc),
                          rc == VS_ECONFIG ? " (recommend.popularity.tau.ms differs)" : "");
             }
         }
@@ -977,8 +1006,7 @@ int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, si
             }
             free(val);
             if (rc < 0) {
-                snprintf(errbuf, errlen, "recommend model: blob '%s': %s%s", key,
-                         vs_strerror(rc),
+                snprintf(errbuf, errlen, "recommend model: blob '%s': %s%s", key, vs_strerror(rc),
                          rc == VS_ECONFIG ? " (recommend.cooc.neighbours differs)" : "");
             }
         }

@@ -34,14 +34,14 @@
 
 /* One customer's section: fixed size, no pointers, zero means "new customer". */
 struct vs_rec_customer {
-    float x[VS_MF_MAX_K];                   /* factor vector */
-    int32_t recent[VS_REC_MAX_RECENT];      /* item rows, most recent first */
-    float recent_w[VS_REC_MAX_RECENT];      /* accumulated weight of each */
+    float x[VS_MF_MAX_K];              /* factor vector */
+    int32_t recent[VS_REC_MAX_RECENT]; /* item rows, most recent first */
+    float recent_w[VS_REC_MAX_RECENT]; /* accumulated weight of each */
     uint8_t recent_flags[VS_REC_MAX_RECENT];
-    int32_t bought[VS_REC_MAX_BOUGHT];      /* ring of bought item rows */
-    int32_t last_list[VS_REC_MAX_N];        /* rows of the last list sent */
-    int64_t last_sent_ts;                   /* event time of the last list sent */
-    uint32_t interactions;                  /* interactions learned from */
+    int32_t bought[VS_REC_MAX_BOUGHT]; /* ring of bought item rows */
+    int32_t last_list[VS_REC_MAX_N];   /* rows of the last list sent */
+    int64_t last_sent_ts;              /* event time of the last list sent */
+    uint32_t interactions;             /* interactions learned from */
     uint16_t n_recent, n_bought, bought_next, n_last;
     uint16_t views_since_sent;
     uint16_t pad0;
@@ -60,9 +60,10 @@ struct vs_rec_entry {
 
 struct vs_rec_params {
     struct vs_mf_params mf;
+    int eals_sweeps; /* 0: exact fold-in (Cholesky); else eALS with this many sweeps */
     float weight[VS_EVENT_TYPE_COUNT]; /* weight per event type; remove/refund are taken away */
     int n;                             /* list length */
-    int exclude_viewed;                /* also exclude items the customer viewed */
+    int exclude_viewed;                /* also exclude the customer's recent items */
     int every_views;                   /* send a list after this many views */
     int64_t min_interval_ms;           /* at most one list per customer per this event time */
     int recent;                        /* recent items used (<= VS_REC_MAX_RECENT) */

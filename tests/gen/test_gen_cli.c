@@ -43,8 +43,7 @@ static void test_bad_command_lines(void **state)
 {
     assert_int_equal(run_gen("--help", NULL), 0);
     assert_int_not_equal(run_gen(NULL), 0); /* no output */
-    assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--bootstrap", "h:1", "--topic", "t",
-                                 NULL),
+    assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--bootstrap", "h:1", "--topic", "t", NULL),
                          0);
     assert_int_not_equal(run_gen("--bootstrap", "localhost:9092", NULL), 0);
     assert_int_not_equal(run_gen("--topic", "shop.events", NULL), 0);
@@ -53,8 +52,7 @@ static void test_bad_command_lines(void **state)
     assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--customers", "0", NULL), 0);
     assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--seed", "-3", NULL), 0);
     assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--days", "", NULL), 0);
-    assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--items", "5", "--categories", "9",
-                                 NULL),
+    assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--items", "5", "--categories", "9", NULL),
                          0);
     assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "--frobnicate", NULL), 0);
     assert_int_not_equal(run_gen("--out", "/tmp/x.bin", "extra", NULL), 0);
@@ -83,20 +81,20 @@ static unsigned char *slurp(const char *path, size_t *len)
 
 static void test_out_file(void **state)
 {
-    char a[] = "/tmp/vs-gen-a-XXXXXX", b[] = "/tmp/vs-gen-b-XXXXXX",
-         c[] = "/tmp/vs-gen-c-XXXXXX", t[] = "/tmp/vs-gen-t-XXXXXX";
+    char a[] = "/tmp/vs-gen-a-XXXXXX", b[] = "/tmp/vs-gen-b-XXXXXX", c[] = "/tmp/vs-gen-c-XXXXXX",
+         t[] = "/tmp/vs-gen-t-XXXXXX";
     close(mkstemp(a));
     close(mkstemp(b));
     close(mkstemp(c));
     close(mkstemp(t));
-    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000",
-                             "--seed", "5", "--out", a, "--truth", t, NULL),
+    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000", "--seed",
+                             "5", "--out", a, "--truth", t, NULL),
                      0);
-    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000",
-                             "--seed", "5", "--out", b, NULL),
+    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000", "--seed",
+                             "5", "--out", b, NULL),
                      0);
-    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000",
-                             "--seed", "6", "--out", c, NULL),
+    assert_int_equal(run_gen("--customers", "800", "--items", "300", "--events", "30000", "--seed",
+                             "6", "--out", c, NULL),
                      0);
     size_t la, lb, lc;
     unsigned char *da = slurp(a, &la), *db = slurp(b, &lb), *dc = slurp(c, &lc);
@@ -168,15 +166,14 @@ static void test_produce_to_kafka(void **state)
     const int partitions = 8;
     assert_int_equal(rd_kafka_mock_topic_create(mc, "shop.events", partitions, 1), 0);
 
-    assert_int_equal(run_gen("--customers", "1000", "--items", "300", "--events", "40000",
-                             "--seed", "3", "--bootstrap", bootstrap, "--topic", "shop.events",
-                             NULL),
+    assert_int_equal(run_gen("--customers", "1000", "--items", "300", "--events", "40000", "--seed",
+                             "3", "--bootstrap", bootstrap, "--topic", "shop.events", NULL),
                      0);
     /* The same run into a file says how many events to expect. */
     char out[] = "/tmp/vs-gen-k-XXXXXX";
     close(mkstemp(out));
-    assert_int_equal(run_gen("--customers", "1000", "--items", "300", "--events", "40000",
-                             "--seed", "3", "--out", out, NULL),
+    assert_int_equal(run_gen("--customers", "1000", "--items", "300", "--events", "40000", "--seed",
+                             "3", "--out", out, NULL),
                      0);
     size_t flen;
     unsigned char *fdata = slurp(out, &flen);
@@ -190,8 +187,7 @@ static void test_produce_to_kafka(void **state)
 
     /* Read every partition from the start to its end. */
     rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, errstr,
-                                       sizeof(errstr)),
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, errstr, sizeof(errstr)),
                      RD_KAFKA_CONF_OK);
     rd_kafka_conf_set(cc, "group.id", "gen-test", errstr, sizeof(errstr));
     rd_kafka_conf_set(cc, "enable.partition.eof", "true", errstr, sizeof(errstr));

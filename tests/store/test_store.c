@@ -205,8 +205,8 @@ static void test_commit_is_one_batch(void **state)
     int64_t fire;
     uint8_t op;
     uint32_t tag;
-    assert_int_equal(
-        vs__store_timer_next(st, 0, INT64_MAX, &fire, user, sizeof user, &op, &tag), 0);
+    assert_int_equal(vs__store_timer_next(st, 0, INT64_MAX, &fire, user, sizeof user, &op, &tag),
+                     0);
     assert_int_equal(fire, 9000);
     assert_string_equal(user, "a");
     assert_int_equal(op, 1);

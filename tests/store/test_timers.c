@@ -63,8 +63,7 @@ static int timer_cmp(const void *a, const void *b)
 }
 
 /* Fire every timer of a partition due by upto, in order, cancelling each as the engine does. */
-static int drain(struct vs__store *st, int32_t partition, int64_t upto, struct timer *out,
-                 int max)
+static int drain(struct vs__store *st, int32_t partition, int64_t upto, struct timer *out, int max)
 {
     int n = 0;
     for (;;) {
@@ -106,8 +105,7 @@ static void test_order(void **state)
         if (i == N / 2) {
             assert_int_equal(vs__store_commit(st), 0);
         }
-        assert_int_equal(vs__store_timer_set(st, t->partition, t->fire, t->user, t->op, t->tag),
-                         0);
+        assert_int_equal(vs__store_timer_set(st, t->partition, t->fire, t->user, t->op, t->tag), 0);
     }
     qsort(want, N, sizeof *want, timer_cmp);
     int nuniq = 0;

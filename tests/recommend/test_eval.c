@@ -1,0 +1,226 @@
+/*
+ * Tests of `valuestream eval recommend`: the prequential protocol on a log small enough to
+ * work out by hand, the three input formats, and clear errors on bad input.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "operators/recommend/eval_recommend.h"
+
+static char out_text[65536], err_text[65536];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+/* Run the command with stdout and stderr captured into out_text and err_text. */
+static int run(int argc, const char **argv)
+{
+    char op[] = "/tmp/vs_eval_out_XXXXXX", ep[] = "/tmp/vs_eval_err_XXXXXX";
+    int of = mkstemp(op), ef = mkstemp(ep);
+    assert_true(of >= 0 && ef >= 0);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    dup2(of, 1);
+    dup2(ef, 2);
+    int rc = vs_eval_recommend_main(argc, (char **)argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    close(of);
+    close(ef);
+    slurp(op, out_text, sizeof(out_text));
+    slurp(ep, err_text, sizeof(err_text));
+    unlink(op);
+    unlink(ep);
+    return rc;
+}
+
+static double json_num(const char *json, const char *section, const char *key)
+{
+    const char *p = section ? strstr(json, section) : json;
+    assert_non_null(p);
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(p, pat);
+    assert_non_null(p);
+    return strtod(p + strlen(pat), NULL);
+}
+
+static const char *last_line(void)
+{
+    size_t n = strlen(out_text);
+    while (n > 0 && out_text[n - 1] == '\n') {
+        out_text[--n] = 0;
+    }
+    const char *nl = strrchr(out_text, '\n');
+    return nl ? nl + 1 : out_text;
+}
+
+/*
+ * In time order (c,3 comes after a,2). Items in order of first appearance: 1, 2, 3, 9, 5.
+ *   b,2 @3  test point with an item never seen before: a miss for everyone.
+ *   a,2 @4  test point: a had 1; candidates {2}: a hit at rank 1 for every ranker.
+ *   c,1 @6  test point: c had 3; candidates {1, 2}. Popularity: 2 was seen later than 1, so
+ *           its decayed count is higher: 1 is second (NDCG 1/log2 3). Co-occurrence: 3 has no
+ *           neighbours, all scores tie, the earlier-seen 1 is first.
+ *   a,1 @7  a repeat pair: not a test point.   d,9 @8  d's first interaction: not one either.
+ *   b,5 @9  test point with an item never seen: a miss for everyone.
+ */
+static const char *tiny_csv = "user_id,item_id,ts\n"
+                              "a,1,1\n"
+                              "b,1,2\n"
+                              "b,2,3\n"
+                              "c,3,5\n"
+                              "a,2,4\n"
+                              "c,1,6\n"
+                              "a,1,7\n"
+                              "d,9,8\n"
+                              "b,5,9\n";
+
+static void protocol_on_a_tiny_log(void **state)
+{
+    write_file("/tmp/vs_eval_tiny.csv", tiny_csv);
+    const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_tiny.csv", "--format", "csv"};
+    assert_int_equal(run(5, argv), 0);
+    const char *j = last_line();
+    assert_int_equal(j[0], '{');
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+    assert_true(json_num(j, NULL, "events_per_s") > 0);
+    assert_true(fabs(json_num(j, "\"model\"", "hr@10") - 0.5) < 1e-5);
+    assert_true(fabs(json_num(j, "\"recent_popularity\"", "hr@10") - 0.5) < 1e-5);
+    assert_true(
+        fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") - (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
+    assert_true(fabs(json_num(j, "\"cooccurrence\"", "hr@10") - 0.5) < 1e-5);
+    assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
+    unlink("/tmp/vs_eval_tiny.csv");
+}
+
+/* The same log in the other two formats gives the same counts (ordering rules included). */
+static void formats_agree(void **state)
+{
+    write_file("/tmp/vs_eval_tiny.data", "1\t1\t5\t1\n"
+                                         "2\t1\t3\t2\n"
+                                         "2\t2\t4\t3\n"
+                                         "3\t3\t1\t5\n"
+                                         "1\t2\t2\t4\n"
+                                         "3\t1\t5\t6\n"
+                                         "1\t1\t5\t7\n"
+                                         "4\t9\t5\t8\n"
+                                         "2\t5\t5\t9\n");
+    const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_tiny.data", "--format",
+                          "movielens"};
+    assert_int_equal(run(5, argv), 0);
+    const char *j = last_line();
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+    assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
+    assert_true(
+        fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") - (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
+    unlink("/tmp/vs_eval_tiny.data");
+
+    /* Diginetica: sessions are customers, ordered by date, then session, then timeframe. */
+    write_file("/tmp/vs_eval_tiny.dig", "session_id;user_id;item_id;timeframe;eventdate\n"
+                                        "2;NA;20;100;2016-05-02\n"
+                                        "1;NA;10;500;2016-05-01\n"
+                                        "1;NA;11;900;2016-05-01\n"
+                                        "2;NA;10;50;2016-05-02\n"
+                                        "1;NA;12;100;2016-05-03\n");
+    const char *argv2[] = {"recommend", "--input", "/tmp/vs_eval_tiny.dig", "--format",
+                           "diginetica"};
+    assert_int_equal(run(5, argv2), 0);
+    j = last_line();
+    /* Order: s1 10, s1 11 (test, 11 unseen: miss), s2 10 (first of s2), s2 20 (test, unseen:
+     * miss), s1 12 (test, unseen: miss). */
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 3);
+    assert_true(json_num(j, "\"model\"", "hr@10") == 0.0);
+    unlink("/tmp/vs_eval_tiny.dig");
+}
+
+static void bad_input_is_reported(void **state)
+{
+    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\na,1,1\nb,2,notanumber\n");
+    const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "csv"};
+    assert_int_not_equal(run(5, argv), 0);
+    assert_non_null(strstr(err_text, "vs_eval_bad.csv:3"));
+    assert_non_null(strstr(err_text, "ts"));
+
+    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\na,1,1\nb,2\n");
+    assert_int_not_equal(run(5, argv), 0);
+    assert_non_null(strstr(err_text, ":3:"));
+
+    write_file("/tmp/vs_eval_bad.csv", "a,1,1\n");
+    assert_int_not_equal(run(5, argv), 0);
+    assert_non_null(strstr(err_text, ":1:"));
+    assert_non_null(strstr(err_text, "header"));
+
+    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\n");
+    assert_int_not_equal(run(5, argv), 0);
+    assert_non_null(strstr(err_text, "no interactions"));
+
+    const char *dig[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "diginetica"};
+    write_file("/tmp/vs_eval_bad.csv",
+               "session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;10;2016-13-01\n");
+    assert_int_not_equal(run(5, dig), 0);
+    assert_non_null(strstr(err_text, ":2:"));
+    assert_non_null(strstr(err_text, "eventdate"));
+    unlink("/tmp/vs_eval_bad.csv");
+
+    const char *missing[] = {"recommend", "--input", "/nonexistent/x.csv", "--format", "csv"};
+    assert_int_not_equal(run(5, missing), 0);
+    assert_non_null(strstr(err_text, "/nonexistent/x.csv"));
+
+    const char *fmt[] = {"recommend", "--input", "x", "--format", "parquet"};
+    assert_int_not_equal(run(5, fmt), 0);
+    assert_non_null(strstr(err_text, "parquet"));
+
+    const char *set[] = {"recommend", "--input", "x", "--format", "csv", "--set", "recommend.k=0"};
+    assert_int_not_equal(run(7, set), 0);
+    assert_non_null(strstr(err_text, "recommend.k"));
+
+    const char *unknown[] = {"recommend", "--bogus"};
+    assert_int_not_equal(run(2, unknown), 0);
+    const char *none[] = {"recommend"};
+    assert_int_not_equal(run(1, none), 0);
+    assert_non_null(strstr(err_text, "--input"));
+
+    const char *help[] = {"recommend", "--help"};
+    assert_int_equal(run(2, help), 0);
+    assert_non_null(strstr(out_text, "recommend.blend.model"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(protocol_on_a_tiny_log),
+        cmocka_unit_test(formats_agree),
+        cmocka_unit_test(bad_input_is_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,557 @@
+/*
+ * Unit tests of the recommender: top-N selection and exclusions, the blend's signals alone
+ * against brute-force rankings, a planted-taste log where the model beats popularity, bounded
+ * co-occurrence, decayed popularity, bad events, and checkpoint round trips.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <valuestream/error.h>
+
+#include "operators/recommend/recommender.h"
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+static struct vs_rec *make(struct vs_rec_params *p)
+{
+    char err[256];
+    struct vs_rec *r = vs_rec_new(p, err, sizeof(err));
+    if (!r) {
+        fail_msg("%s", err);
+    }
+    return r;
+}
+
+static struct vs_rec_params small_params(void)
+{
+    struct vs_rec_params p;
+    vs_rec_params_default(&p);
+    p.mf.k = 8;
+    return p;
+}
+
+static void learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event_type t, int item,
+                  int64_t ts)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "i%d", item);
+    assert_true(vs_rec_learn(r, cu, t, id, ts) >= 0);
+}
+
+/* Rank order of the brute-force reference: higher score, then lower index. */
+static const float *sort_scores;
+static int cmp_rank(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (sort_scores[x] != sort_scores[y]) {
+        return sort_scores[x] > sort_scores[y] ? -1 : 1;
+    }
+    return x < y ? -1 : 1;
+}
+
+static int brute_top(const float *scores, int32_t n, int top, int32_t *out)
+{
+    int32_t *all = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (scores[i] > -INFINITY) {
+            all[m++] = i;
+        }
+    }
+    sort_scores = scores;
+    qsort(all, (size_t)m, sizeof(int32_t), cmp_rank);
+    int k = m < top ? m : top;
+    memcpy(out, all, sizeof(int32_t) * (size_t)k);
+    free(all);
+    return k;
+}
+
+static void select_matches_sort(void **state)
+{
+    uint64_t s = 99;
+    float *scores = malloc(sizeof(float) * 5000);
+    for (int round = 0; round < 50; round++) {
+        int32_t n = 1 + (int32_t)(rnd(&s) % 5000);
+        for (int32_t i = 0; i < n; i++) {
+            uint64_t v = rnd(&s) % 100; /* many ties */
+            scores[i] = v < 10 ? -INFINITY : (float)v;
+        }
+        int top = 1 + (int)(rnd(&s) % VS_REC_MAX_N);
+        int32_t got[VS_REC_MAX_N], want[VS_REC_MAX_N];
+        int ng = vs_rec_select(scores, n, top, got);
+        int nw = brute_top(scores, n, top, want);
+        assert_int_equal(ng, nw);
+        assert_memory_equal(got, want, sizeof(int32_t) * (size_t)ng);
+    }
+    free(scores);
+}
+
+/* A small shop: 200 items, 60 customers with random histories. */
+static void fill_shop(struct vs_rec *r, struct vs_rec_customer *cust, int n_cust, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (int e = 0; e < 3000; e++) {
+        int c = (int)(rnd(&s) % (uint64_t)n_cust);
+        int item = (int)(rnd(&s) % 200);
+        enum vs_event_type t = e % 13 == 0  ? VS_EVENT_PURCHASE
+                               : e % 5 == 0 ? VS_EVENT_ADD_TO_CART
+                                            : VS_EVENT_VIEW;
+        learn(r, &cust[c], t, item, 1700000000000LL + e * 1000);
+    }
+}
+
+static void top_excludes_and_matches_brute_force(void **state)
+{
+    struct vs_rec_customer cust[60];
+    memset(cust, 0, sizeof(cust));
+    /* Model score alone. */
+    struct vs_rec_params p = small_params();
+    p.blend_together = 0;
+    p.blend_trending = 0;
+    p.model_ramp = 0;
+    struct vs_rec *r = make(&p);
+    fill_shop(r, cust, 60, 5);
+    struct vs_mf *mf = vs_rec_mf(r);
+    int32_t n = vs_mf_items(mf);
+    float *ref = malloc(sizeof(float) * (size_t)n);
+    struct vs_rec_entry list[20];
+    int32_t want[20];
+    int checked_bought = 0;
+    for (int c = 0; c < 60; c++) {
+        const struct vs_rec_customer *cu = &cust[c];
+        for (int32_t i = 0; i < n; i++) {
+            double d = 0;
+            for (int f = 0; f < 8; f++) {
+                d += vs_mf_row(mf, i)[f] * cu->x[f];
+            }
+            ref[i] = (float)d;
+        }
+        for (int s = 0; s < cu->n_recent; s++) {
+            if (cu->recent_flags[s] & VS_REC_BOUGHT) {
+                ref[cu->recent[s]] = -INFINITY;
+                checked_bought++;
+            }
+        }
+        for (int s = 0; s < cu->n_bought; s++) {
+            ref[cu->bought[s]] = -INFINITY;
+        }
+        int got = vs_rec_top(r, cu, 20, NULL, 0, list);
+        int nw = brute_top(ref, n, 20, want);
+        assert_int_equal(got, nw);
+        for (int e = 0; e < got; e++) {
+            assert_int_equal(list[e].item, want[e]);
+            assert_true(fabsf(list[e].score - ref[want[e]]) <= 1e-4f * (1 + fabsf(ref[want[e]])));
+            assert_int_equal(list[e].reason, VS_REC_MODEL);
+        }
+    }
+    assert_true(checked_bought > 0);
+    vs_rec_free(r);
+
+    /* Popularity alone, with unavailable items and an extra exclusion list. */
+    memset(cust, 0, sizeof(cust));
+    p.blend_model = 0;
+    p.blend_trending = 1;
+    r = make(&p);
+    fill_shop(r, cust, 60, 5);
+    const float *pop = vs_pop_scaled(vs_rec_pop(r));
+    int32_t extra[3] = {10, 11, 12};
+    for (int32_t i = 0; i < 20; i++) {
+        assert_int_equal(vs_rec_set_available(r, i * 3, 0), 0);
+    }
+    for (int c = 0; c < 60; c++) {
+        const struct vs_rec_customer *cu = &cust[c];
+        memcpy(ref, pop, sizeof(float) * (size_t)n);
+        for (int s = 0; s < cu->n_bought; s++) {
+            ref[cu->bought[s]] = -INFINITY;
+        }
+        for (int i = 0; i < 3; i++) {
+            ref[extra[i]] = -INFINITY;
+        }
+        for (int32_t i = 0; i < 20; i++) {
+            ref[i * 3] = -INFINITY;
+        }
+        int got = vs_rec_top(r, cu, 20, extra, 3, list);
+        int nw = brute_top(ref, n, 20, want);
+        assert_int_equal(got, nw);
+        for (int e = 0; e < got; e++) {
+            assert_int_equal(list[e].item, want[e]);
+            assert_int_equal(list[e].reason, VS_REC_TRENDING);
+        }
+    }
+    vs_rec_free(r);
+
+    /* The full blend with viewed items excluded: nothing the customer touched comes back, and
+     * TOGETHER entries name one of the customer's items. */
+    memset(cust, 0, sizeof(cust));
+    p = small_params();
+    p.exclude_viewed = 1;
+    r = make(&p);
+    fill_shop(r, cust, 60, 6);
+    int together = 0;
+    for (int c = 0; c < 60; c++) {
+        const struct vs_rec_customer *cu = &cust[c];
+        int got = vs_rec_top(r, cu, 20, NULL, 0, list);
+        assert_true(got == 20);
+        for (int e = 0; e < got; e++) {
+            for (int s = 0; s < cu->n_recent; s++) {
+                assert_int_not_equal(list[e].item, cu->recent[s]);
+            }
+            if (e > 0) {
+                assert_true(list[e].score <= list[e - 1].score);
+            }
+            if (list[e].reason == VS_REC_TOGETHER) {
+                int mine = 0;
+                for (int s = 0; s < cu->n_recent; s++) {
+                    mine |= cu->recent[s] == list[e].related;
+                }
+                assert_true(mine);
+                together++;
+            } else {
+                assert_int_equal(list[e].related, -1);
+            }
+        }
+    }
+    assert_true(together > 0);
+    free(ref);
+    vs_rec_free(r);
+}
+
+/*
+ * Planted taste: two groups of customers, each viewing only its own half of the catalogue; the
+ * second group is three times larger, so overall popularity points at its half. For customers
+ * of the first group, the model's next-item hit rate must beat popularity's.
+ */
+static void model_beats_popularity_on_planted_taste(void **state)
+{
+    struct vs_rec_params p = small_params();
+    p.blend_together = 0;
+    p.blend_trending = 0;
+    p.model_ramp = 0;
+    struct vs_rec *r = make(&p);
+    enum { CUSTOMERS = 200, ITEMS = 100 };
+    struct vs_rec_customer *cust = calloc(CUSTOMERS, sizeof(*cust));
+    uint64_t s = 17;
+    int hits_model = 0, hits_pop = 0, tests = 0;
+    int32_t extra[VS_REC_MAX_RECENT];
+    for (int e = 0; e < 12000; e++) {
+        int c = (int)(rnd(&s) % CUSTOMERS);
+        int first = c < CUSTOMERS / 4;
+        int item = (int)(rnd(&s) % (ITEMS / 2)) + (first ? 0 : ITEMS / 2);
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", item);
+        int32_t row = vs_mf_find(vs_rec_mf(r), id);
+        if (e > 6000 && first && row >= 0 && cust[c].interactions >= 3) {
+            struct vs_rec_entry list[10];
+            for (int k = 0; k < cust[c].n_recent; k++) {
+                extra[k] = cust[c].recent[k];
+            }
+            int n = vs_rec_top(r, &cust[c], 10, extra, cust[c].n_recent, list);
+            for (int k = 0; k < n; k++) {
+                hits_model += list[k].item == row;
+            }
+            float *pop = malloc(sizeof(float) * (size_t)vs_mf_items(vs_rec_mf(r)));
+            memcpy(pop, vs_pop_scaled(vs_rec_pop(r)), sizeof(float) * vs_mf_items(vs_rec_mf(r)));
+            for (int k = 0; k < cust[c].n_recent; k++) {
+                pop[extra[k]] = -INFINITY;
+            }
+            int32_t idx[10];
+            n = vs_rec_select(pop, vs_mf_items(vs_rec_mf(r)), 10, idx);
+            for (int k = 0; k < n; k++) {
+                hits_pop += idx[k] == row;
+            }
+            free(pop);
+            tests++;
+        }
+        assert_true(vs_rec_learn(r, &cust[c], VS_EVENT_VIEW, id, 1700000000000LL + e) >= 0);
+    }
+    assert_true(tests > 500);
+    /* Chance within the right half is 10/47 or so; popularity sees mostly the other half. */
+    assert_true(hits_model > 2 * hits_pop);
+    assert_true(hits_model > tests / 10);
+    free(cust);
+    vs_rec_free(r);
+}
+
+static void cooc_is_bounded(void **state)
+{
+    char err[64];
+    struct vs_cooc *c = vs_cooc_new(4, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(vs_cooc_reserve(c, 100), 0);
+    for (int rep = 0; rep < 10; rep++) {
+        assert_int_equal(vs_cooc_add(c, 0, 1, 1.0f), 0); /* the heavy neighbour */
+    }
+    for (int j = 2; j < 100; j++) {
+        assert_int_equal(vs_cooc_add(c, 0, j, 1.0f), 0);
+    }
+    int filled = 0;
+    for (int s = 0; s < 4; s++) {
+        filled += vs_cooc_neighbours(c, 0)[s] >= 0;
+    }
+    assert_int_equal(filled, 4);
+    assert_true(vs_cooc_get(c, 0, 1) == 10.0f);
+    assert_true(vs_cooc_get(c, 0, 99) == 1.0f); /* the newest took the lightest slot */
+    assert_true(vs_cooc_total(c, 0) == 108.0f);
+    assert_int_equal(vs_cooc_add(c, 0, 0, 1.0f), VS_EINVAL);
+    assert_int_equal(vs_cooc_add(c, 0, 5, NAN), VS_EINVAL);
+    assert_int_equal(vs_cooc_add(c, 0, 100, 1.0f), VS_EINVAL);
+    vs_cooc_free(c);
+}
+
+static void popularity_decays(void **state)
+{
+    char err[64];
+    double tau = 1000.0;
+    struct vs_pop *p = vs_pop_new(tau, err, sizeof(err));
+    assert_non_null(p);
+    assert_int_equal(vs_pop_reserve(p, 3), 0);
+    assert_int_equal(vs_pop_add(p, 0, 4.0, 10000), 0);
+    assert_int_equal(vs_pop_add(p, 1, 1.0, 10000 + 693), 0); /* about one half-life later */
+    assert_true(fabs(vs_pop_count(p, 0) - 2.0) < 0.01);
+    assert_true(fabs(vs_pop_count(p, 1) - 1.0) < 1e-6);
+    /* Far into the future the common scale is rebased, and the counts stay right. */
+    assert_int_equal(vs_pop_add(p, 2, 1.0, 10000 + 100 * 1000), 0);
+    assert_true(fabs(vs_pop_count(p, 2) - 1.0) < 1e-6);
+    assert_true(vs_pop_count(p, 0) < 1e-30);
+    assert_true(vs_pop_scaled(p)[2] > vs_pop_scaled(p)[1]);
+    assert_int_equal(vs_pop_add(p, 2, -5.0, 10000 + 100 * 1000), 0);
+    assert_true(vs_pop_count(p, 2) == 0.0);
+    assert_int_equal(vs_pop_add(p, 2, NAN, 1), VS_EINVAL);
+    vs_pop_free(p);
+}
+
+static void bad_events_and_take_backs(void **state)
+{
+    struct vs_rec_params p = small_params();
+    struct vs_rec *r = make(&p);
+    struct vs_rec_customer cu;
+    memset(&cu, 0, sizeof(cu));
+    assert_int_equal(vs_rec_learn(r, &cu, VS_EVENT_VIEW, NULL, 1), VS_EINVAL);
+    assert_int_equal(vs_rec_learn(r, &cu, VS_EVENT_VIEW, "", 1), VS_EINVAL);
+    assert_int_equal(vs_rec_learn(r, &cu, VS_EVENT_REFUND, "never-seen", 1), VS_ENOTFOUND);
+    assert_int_equal(vs_mf_items(vs_rec_mf(r)), 0);
+    assert_int_equal(cu.interactions, 0);
+    struct vs_rec_stats st = vs_rec_stats(r);
+    assert_int_equal(st.no_item, 2);
+    assert_int_equal(st.unknown_item, 1);
+    assert_int_equal(st.learned, 0);
+
+    assert_true(vs_rec_learn(r, &cu, VS_EVENT_ADD_TO_CART, "a", 2) == 0);
+    assert_true(vs_rec_learn(r, &cu, VS_EVENT_VIEW, "b", 3) == 1);
+    assert_int_equal(cu.n_recent, 2);
+    assert_true(cu.recent_w[1] == 4.0f);
+    /* Removing from the cart takes its weight away: the item leaves the recent list. */
+    assert_true(vs_rec_learn(r, &cu, VS_EVENT_REMOVE_FROM_CART, "a", 4) == 0);
+    assert_int_equal(cu.n_recent, 1);
+    assert_int_equal(cu.recent[0], 1);
+    assert_true(vs_rec_learn(r, &cu, VS_EVENT_PURCHASE, "b", 5) == 1);
+    assert_true(cu.recent_w[0] == 11.0f);
+    assert_true(cu.recent_flags[0] & VS_REC_BOUGHT);
+    assert_int_equal(cu.n_bought, 1);
+    assert_int_equal(vs_rec_stats(r).learned, 4);
+    char long_id[80];
+    memset(long_id, 'z', 79);
+    long_id[79] = 0;
+    assert_int_equal(vs_rec_learn(r, &cu, VS_EVENT_VIEW, long_id, 6), VS_ETOOBIG);
+    assert_int_equal(vs_rec_stats(r).bad_item, 1);
+    vs_rec_free(r);
+
+    char err[160];
+    vs_rec_params_default(&p);
+    assert_int_equal(vs_rec_params_set(&p, "recommend.k", "abc", err, sizeof(err)), VS_ECONFIG);
+    assert_non_null(strstr(err, "recommend.k"));
+    assert_int_equal(vs_rec_params_set(&p, "recommend.nope", "1", err, sizeof(err)), VS_ECONFIG);
+    assert_int_equal(vs_rec_params_set(&p, "recommend.k", "65", err, sizeof(err)), 0);
+    assert_int_equal(vs_rec_params_check(&p, err, sizeof(err)), VS_ECONFIG);
+    assert_non_null(strstr(err, "recommend.k"));
+}
+
+/* ==== Checkpoints through an in-memory key-value store ==== */
+
+struct kv {
+    char key[64][32];
+    void *val[64];
+    size_t len[64];
+    int n, puts;
+};
+
+static int kv_put(void *arg, const char *key, const void *val, size_t len)
+{
+    struct kv *kv = arg;
+    int i = 0;
+    while (i < kv->n && strcmp(kv->key[i], key) != 0) {
+        i++;
+    }
+    if (i == kv->n) {
+        assert_true(kv->n < 64);
+        snprintf(kv->key[kv->n++], 32, "%s", key);
+    } else {
+        free(kv->val[i]);
+    }
+    kv->val[i] = malloc(len ? len : 1);
+    memcpy(kv->val[i], val, len);
+    kv->len[i] = len;
+    kv->puts++;
+    return 0;
+}
+
+static int kv_get(void *arg, const char *key, void **val, size_t *len)
+{
+    struct kv *kv = arg;
+    for (int i = 0; i < kv->n; i++) {
+        if (!strcmp(kv->key[i], key)) {
+            *val = malloc(kv->len[i] ? kv->len[i] : 1);
+            memcpy(*val, kv->val[i], kv->len[i]);
+            *len = kv->len[i];
+            return 0;
+        }
+    }
+    return VS_ENOTFOUND;
+}
+
+static void kv_free(struct kv *kv)
+{
+    for (int i = 0; i < kv->n; i++) {
+        free(kv->val[i]);
+    }
+}
+
+static int kv_equal(const struct kv *a, const struct kv *b)
+{
+    if (a->n != b->n) {
+        return 0;
+    }
+    for (int i = 0; i < a->n; i++) {
+        if (strcmp(a->key[i], b->key[i]) || a->len[i] != b->len[i] ||
+            memcmp(a->val[i], b->val[i], a->len[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void checkpoint_round_trip_and_determinism(void **state)
+{
+    struct vs_rec_params p = small_params();
+    struct vs_rec *a = make(&p), *b = make(&p);
+    struct vs_rec_customer ca[60], cb[60];
+    memset(ca, 0, sizeof(ca));
+    memset(cb, 0, sizeof(cb));
+    fill_shop(a, ca, 60, 8);
+    fill_shop(b, cb, 60, 8);
+    struct kv ka, kb;
+    memset(&ka, 0, sizeof(ka));
+    memset(&kb, 0, sizeof(kb));
+    assert_int_equal(vs_rec_save(a, kv_put, &ka), 0);
+    assert_int_equal(vs_rec_save(b, kv_put, &kb), 0);
+    assert_true(kv_equal(&ka, &kb)); /* same events, same bytes */
+    assert_memory_equal(ca, cb, sizeof(ca));
+
+    /* Nothing changed: nothing written. One event: only its chunks and the metas. */
+    ka.puts = 0;
+    assert_int_equal(vs_rec_save(a, kv_put, &ka), 0);
+    assert_int_equal(ka.puts, 0);
+    learn(a, &ca[0], VS_EVENT_VIEW, 3, 1800000000000LL);
+    assert_int_equal(vs_rec_save(a, kv_put, &ka), 0);
+    assert_true(ka.puts > 0 && ka.puts <= 6);
+
+    /* A restart from the store resumes the same model. */
+    struct vs_rec *c = make(&p);
+    char err[256];
+    assert_int_equal(vs_rec_load(c, kv_get, &ka, err, sizeof(err)), 0);
+    assert_int_equal(vs_mf_items(vs_rec_mf(c)), vs_mf_items(vs_rec_mf(a)));
+    assert_int_equal(vs_rec_stats(c).learned, vs_rec_stats(a).learned);
+    struct vs_rec_customer cc[60];
+    memcpy(cc, ca, sizeof(ca));
+    for (int e = 0; e < 200; e++) {
+        learn(a, &ca[e % 60], VS_EVENT_VIEW, (e * 7) % 230, 1800000001000LL + e);
+        learn(c, &cc[e % 60], VS_EVENT_VIEW, (e * 7) % 230, 1800000001000LL + e);
+    }
+    struct vs_rec_entry la[20], lc[20];
+    for (int u = 0; u < 60; u++) {
+        int na = vs_rec_top(a, &ca[u], 20, NULL, 0, la);
+        int nc = vs_rec_top(c, &cc[u], 20, NULL, 0, lc);
+        assert_int_equal(na, nc);
+        assert_memory_equal(la, lc, sizeof(la[0]) * (size_t)na);
+    }
+    struct kv k2, k3;
+    memset(&k2, 0, sizeof(k2));
+    memset(&k3, 0, sizeof(k3));
+    assert_int_equal(vs_rec_save(a, kv_put, &k2), 0);
+    assert_int_equal(vs_rec_save(c, kv_put, &k3), 0);
+    assert_true(kv_equal(&k2, &k3));
+
+    /* A fresh store loads as an empty model; a store with a chunk missing is refused. */
+    struct kv empty;
+    memset(&empty, 0, sizeof(empty));
+    struct vs_rec *d = make(&p);
+    assert_int_equal(vs_rec_load(d, kv_get, &empty, err, sizeof(err)), 0);
+    assert_int_equal(vs_mf_items(vs_rec_mf(d)), 0);
+    vs_rec_free(d);
+    for (int i = 0; i < ka.n; i++) {
+        if (!strcmp(ka.key[i], "cooc/0")) {
+            snprintf(ka.key[i], 32, "renamed");
+        }
+    }
+    d = make(&p);
+    assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), VS_ECORRUPT);
+    assert_non_null(strstr(err, "cooc/0"));
+    vs_rec_free(d);
+    /* A model saved with another factor dimension is refused with the key named. */
+    struct vs_rec_params p4 = small_params();
+    p4.mf.k = 4;
+    d = make(&p4);
+    assert_int_not_equal(vs_rec_load(d, kv_get, &kb, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "recommend.k"));
+    vs_rec_free(d);
+
+    kv_free(&ka);
+    kv_free(&kb);
+    kv_free(&k2);
+    kv_free(&k3);
+    vs_rec_free(a);
+    vs_rec_free(b);
+    vs_rec_free(c);
+}
+
+static void last_list_and_live_check(void **state)
+{
+    struct vs_rec_customer cu;
+    memset(&cu, 0, sizeof(cu));
+    assert_int_equal(vs_rec_in_last_list(&cu, 3), -1);
+    struct vs_rec_entry l[3] = {
+        {5, 1, VS_REC_MODEL, -1}, {3, 0.5f, VS_REC_TRENDING, -1}, {9, 0.2f, VS_REC_TOGETHER, 1}};
+    cu.views_since_sent = 4;
+    vs_rec_remember_list(&cu, l, 3, 1000);
+    assert_int_equal(cu.views_since_sent, 0);
+    assert_int_equal(cu.last_sent_ts, 1000);
+    assert_int_equal(vs_rec_in_last_list(&cu, 3), 1);
+    assert_int_equal(vs_rec_in_last_list(&cu, 4), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(select_matches_sort),
+        cmocka_unit_test(top_excludes_and_matches_brute_force),
+        cmocka_unit_test(model_beats_popularity_on_planted_taste),
+        cmocka_unit_test(cooc_is_bounded),
+        cmocka_unit_test(popularity_decays),
+        cmocka_unit_test(bad_events_and_take_backs),
+        cmocka_unit_test(checkpoint_round_trip_and_determinism),
+        cmocka_unit_test(last_list_and_live_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
