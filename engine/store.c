@@ -1318,8 +1318,14 @@ int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire
  * after every watermark advance, and almost always nothing is due, so each partition keeps a
  * lower bound of its timers' fire times (lowered by every set, raised by every scan): when the
  * watermark is below it the answer needs no RocksDB iterator. A scan seeks to that bound, which
- * also skips the tombstones of timers already fired, and stops at the watermark.
+ * also skips the tombstones of timers already fired, and looks TIMER_LOOKAHEAD_MS past the
+ * watermark: the first timer it sees there (pending or committed, the iterator merges both) is
+ * the exact next fire time, and with none the bound moves past the window. Without the window
+ * every event that advances the watermark would cost a seek; with it, one seek serves an hour of
+ * event time, and the scan still stops before the tombstones of timers cancelled further out.
  */
+#define TIMER_LOOKAHEAD_MS 3600000 /* event time one timer scan covers past the watermark */
+
 int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, int64_t *fire_ts,
                          char *user_buf, size_t user_buflen, uint8_t *op, uint32_t *tag)
 {
@@ -1333,12 +1339,14 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
     }
 
     size_t blen;
-    if (upto == INT64_MAX) {
+    int64_t horizon = upto > INT64_MAX - TIMER_LOOKAHEAD_MS - 1 ? INT64_MAX
+                                                                  : upto + TIMER_LOOKAHEAD_MS;
+    if (horizon == INT64_MAX) {
         put_be32((unsigned char *)st->timer_bound, (uint32_t)partition + 1);
         blen = 4;
     } else {
         put_be32((unsigned char *)st->timer_bound, (uint32_t)partition);
-        put_be64((unsigned char *)st->timer_bound + 4, (uint64_t)(upto + 1) ^ VS__TS_BIAS);
+        put_be64((unsigned char *)st->timer_bound + 4, (uint64_t)(horizon + 1) ^ VS__TS_BIAS);
         blen = 12;
     }
     rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, st->timer_bound, blen);
@@ -1349,7 +1357,7 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
     rocksdb_iter_seek(it, (const char *)seek, sizeof seek);
 
     int rc = VS_ENOTFOUND;
-    int64_t next_lb = upto == INT64_MAX ? INT64_MAX : upto + 1;
+    int64_t next_lb = horizon == INT64_MAX ? INT64_MAX : horizon + 1;
     if (rocksdb_iter_valid(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -1370,9 +1378,9 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
                     *tag = get_be32(k + 14 + ulen);
                     rc = 0;
                 }
+            } else {
+                next_lb = f; /* not due yet: the partition's next fire time */
             }
-            /* A pending timer past upto says nothing about committed ones: the base iterator
-             * stops at upto, so the bound stays upto + 1. */
         }
     }
     char *rerr = NULL;

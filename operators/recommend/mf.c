@@ -80,6 +80,10 @@ struct vs_mf *vs_mf_new(const struct vs_mf_params *p, char *errbuf, size_t errle
                  "scale >= 0 (all finite), max items >= 1");
         return NULL;
     }
+    /* Every product here is k x k or k x items with k <= 64, run on the loop thread between
+     * two events: OpenBLAS's worker threads would cost far more in wake-ups and sched_yield
+     * spinning than they save, and they would compete with librdkafka's threads for the cores. */
+    openblas_set_num_threads(1);
     struct vs_mf *mf = calloc(1, sizeof(*mf));
     if (!mf) {
         snprintf(errbuf, errlen, "out of memory");
