@@ -1,179 +1,92 @@
 /*
- * Fraud scoring benchmark: the cost of features + score + learn per purchase at 100 trees, the
- * detection quality on a small simulated shop with planted fraud, and the prequential AUCs of
- * `valuestream eval anomaly` on the ODDS sets.
+ * Fraud scoring benchmark: detection quality on the engine's synthetic shop (engine/gen.h, the
+ * stream `valuestream demo` runs) per planted fraud kind, the cost of features + score + learn
+ * per purchase at 100 trees, and the prequential AUCs of `valuestream eval anomaly` on the ODDS
+ * sets.
  *
- * The simulated shop lives here, independent of the engine's generator, so that the model can be
- * measured on its own: customers with a home country, one or two devices, a card, a habitual
- * spend and a purchase cadence, browsing view -> cart -> purchase; planted card testing (bursts
- * of small purchases within minutes from a new device and card, straight to payment), account
- * takeover (new country and device, a large amount) and amount anomalies (a customer's own
- * context, an amount far above their habit). Events go through the same code as in the operator
- * (features, forest, policy), in event-time order.
+ * The shop's events go, in the generator's event-time order, through the fraud operator's own
+ * scorer (operators/fraud/scorer.h) with the operator's default settings, one fraud section per
+ * customer: the same decisions the operator makes in the demo, without the broker and the store.
+ * Alerts (REVIEW and BLOCK) are then matched against the generator's truth file.
  *
  * Output: a human-readable summary, then one JSON line, also written to bench/results/fraud.json.
- * Usage: bench_fraud [--quick] (run from the repository root).
+ * Usage: bench_fraud_bench [--quick] [--customers N] [--events N] [--seed N] [--runs N]
+ * [--alerts FILE] (run from the repository root). --quick: a smaller shop and fewer timing runs;
+ * --alerts: write every alert with its kind and features as CSV, to study what the false ones are.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
+#include <valuestream/config.h>
+#include <valuestream/error.h>
 
+#include "engine/gen.h"
 #include "operators/fraud/eval_anomaly.h"
-#include "operators/fraud/features.h"
-#include "operators/fraud/iforest.h"
-#include "operators/fraud/policy.h"
+#include "operators/fraud/scorer.h"
 
-/* ==== The simulated shop ==== */
+/* ==== One customer's fraud section per user id ==== */
 
-enum kind { NORMAL = 0, CARD_TESTING = 1, TAKEOVER = 2, AMOUNT = 3, NKINDS = 4 };
-static const char *const kind_names[NKINDS] = {"normal", "card_testing", "account_takeover",
-                                               "amount_anomaly"};
-
-struct sim_event {
-    int64_t ts;
-    int customer;
-    enum vs_event_type type;
-    enum kind kind;
-    double amount, price;
-    int quantity, category;
-    int device, country, payment; /* small ids, turned into strings */
+struct customers {
+    uint64_t *hash; /* 0: empty */
+    struct vs_fraud_section *section;
+    size_t cap;
 };
 
-struct sim {
-    struct sim_event *ev;
-    long n, cap;
+static int customers_init(struct customers *c, int64_t n)
+{
+    c->cap = 1024;
+    while (c->cap < (size_t)n * 2) {
+        c->cap *= 2;
+    }
+    c->hash = calloc(c->cap, sizeof(*c->hash));
+    c->section = calloc(c->cap, sizeof(*c->section));
+    return c->hash && c->section ? 0 : VS_ENOMEM;
+}
+
+static struct vs_fraud_section *customers_get(struct customers *c, const char *user_id)
+{
+    uint64_t h = vs_fraud_hash(user_id);
+    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        if (c->hash[i] == h) {
+            return &c->section[i];
+        }
+        if (c->hash[i] == 0) {
+            c->hash[i] = h;
+            return &c->section[i];
+        }
+    }
+}
+
+static void customers_free(struct customers *c)
+{
+    free(c->hash);
+    free(c->section);
+}
+
+/* ==== The shop through the scorer ==== */
+
+struct alert {
+    char event_id[24];
+    double score;
+    enum vs_fraud_decision decision;
+    unsigned rules;
+    uint32_t history; /* the customer's purchases before this one */
+    float x[VS_FRAUD_NFEATURES];
 };
 
-static void push(struct sim *s, struct sim_event e)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 1 << 16;
-        s->ev = realloc(s->ev, (size_t)s->cap * sizeof(*s->ev));
-        if (!s->ev) {
-            abort();
-        }
-    }
-    s->ev[s->n++] = e;
-}
-
-static int by_ts(const void *a, const void *b)
-{
-    const struct sim_event *x = a, *y = b;
-    if (x->ts != y->ts) {
-        return x->ts < y->ts ? -1 : 1;
-    }
-    return x->customer - y->customer;
-}
-
-#define DAY (86400000LL)
-#define T0 (1700000000000LL)
-
-static void sim_generate(struct sim *s, int customers, int days, unsigned long seed)
-{
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    int next_device = 1000000, next_card = 2000000;
-    for (int c = 0; c < customers; c++) {
-        int country = gsl_rng_uniform(r) < 0.7 ? 0 : 1 + (int)gsl_rng_uniform_int(r, 9);
-        int devices[2] = {next_device++, next_device++};
-        int ndev = gsl_rng_uniform(r) < 0.4 ? 2 : 1;
-        int card = next_card++;
-        double mean_amount = exp(gsl_ran_gaussian(r, 0.7) + log(40.0));
-        double gap_days = 3.0 + gsl_ran_exponential(r, 15.0);
-        int64_t t = T0 + (int64_t)(gsl_rng_uniform(r) * 20 * DAY);
-        int fav_cat = (int)gsl_rng_uniform_int(r, 40);
-        while (t < T0 + (int64_t)days * DAY) {
-            int dev = devices[gsl_rng_uniform_int(r, (unsigned long)ndev)];
-            int cat = gsl_rng_uniform(r) < 0.6 ? fav_cat : (int)gsl_rng_uniform_int(r, 40);
-            double cat_price = 10.0 * (1 + cat % 10);
-            int views = 1 + (int)gsl_rng_uniform_int(r, 6);
-            int64_t u = t;
-            for (int v = 0; v < views; v++) {
-                double p = cat_price * exp(gsl_ran_gaussian(r, 0.3));
-                push(s, (struct sim_event){u, c, VS_EVENT_VIEW, NORMAL, 0, p, 1, cat, dev, country,
-                                           0});
-                u += (int64_t)(gsl_ran_exponential(r, 40.0) * 1000);
-            }
-            if (gsl_rng_uniform(r) < 0.5) {
-                int qty = 1 + (int)gsl_ran_poisson(r, 0.5);
-                double p = cat_price * exp(gsl_ran_gaussian(r, 0.3));
-                push(s, (struct sim_event){u, c, VS_EVENT_ADD_TO_CART, NORMAL, 0, p, qty, cat, dev,
-                                           country, 0});
-                u += (int64_t)(gsl_ran_exponential(r, 120.0) * 1000);
-                double amount = mean_amount * exp(gsl_ran_gaussian(r, 0.35));
-                enum kind k = NORMAL;
-                if (gsl_rng_uniform(r) < 0.003) {
-                    amount *= 10 + gsl_rng_uniform(r) * 20; /* amount anomaly */
-                    k = AMOUNT;
-                }
-                push(s, (struct sim_event){u, c, VS_EVENT_PURCHASE, k, amount, amount / qty, qty,
-                                           cat, dev, country, card});
-            }
-            t += (int64_t)(gsl_ran_exponential(r, gap_days) * DAY) + 60000;
-        }
-        /* Planted fraud against this customer, at a random time. */
-        double roll = gsl_rng_uniform(r);
-        int64_t when = T0 + (int64_t)((0.2 + 0.8 * gsl_rng_uniform(r)) * days * DAY);
-        if (roll < 0.02) {
-            int dev = next_device++, tcard = next_card++;
-            int burst = 5 + (int)gsl_rng_uniform_int(r, 11);
-            int64_t u = when;
-            for (int b = 0; b < burst; b++) {
-                double amount = 1.0 + gsl_rng_uniform(r) * 4.0;
-                push(s, (struct sim_event){u, c, VS_EVENT_PURCHASE, CARD_TESTING, amount, amount, 1,
-                                           (int)gsl_rng_uniform_int(r, 40), dev, country, tcard});
-                u += (int64_t)(5000 + gsl_rng_uniform(r) * 40000);
-            }
-        } else if (roll < 0.04) {
-            int dev = next_device++;
-            int cty = 20 + (int)gsl_rng_uniform_int(r, 30);
-            int cat = (int)gsl_rng_uniform_int(r, 40);
-            push(s, (struct sim_event){when, c, VS_EVENT_VIEW, NORMAL, 0, 10.0 * (1 + cat % 10), 1,
-                                       cat, dev, cty, 0});
-            double amount = mean_amount * (5 + gsl_rng_uniform(r) * 10);
-            push(s, (struct sim_event){when + 90000, c, VS_EVENT_PURCHASE, TAKEOVER, amount, amount,
-                                       1, cat, dev, cty, card});
-        }
-    }
-    gsl_rng_free(r);
-    qsort(s->ev, (size_t)s->n, sizeof(*s->ev), by_ts);
-}
-
-static void fill_event(const struct sim_event *e, long i, struct vs_event *ev, char bufs[6][32])
-{
-    memset(ev, 0, sizeof(*ev));
-    snprintf(bufs[0], 32, "e%ld", i);
-    snprintf(bufs[1], 32, "u%d", e->customer);
-    snprintf(bufs[2], 32, "c%d", e->category);
-    snprintf(bufs[3], 32, "d%d", e->device);
-    snprintf(bufs[4], 32, "C%d", e->country);
-    snprintf(bufs[5], 32, "card%d", e->payment);
-    ev->event_id = bufs[0];
-    ev->user_id = bufs[1];
-    ev->user_id_len = strlen(bufs[1]);
-    ev->type = e->type;
-    ev->category_id = bufs[2];
-    ev->has_price = e->price > 0;
-    ev->price = e->price;
-    ev->quantity = e->quantity;
-    ev->has_amount = e->type == VS_EVENT_PURCHASE;
-    ev->amount = e->amount;
-    ev->ts = e->ts;
-    ev->device_id = bufs[3];
-    ev->country = bufs[4];
-    ev->payment_method = e->type == VS_EVENT_PURCHASE ? bufs[5] : NULL;
-}
-
-/* ==== Streaming the shop through features, forest and policy ==== */
-
-struct quality {
-    long purchases, per_kind[NKINDS], caught[NKINDS], alerts, true_alerts;
-    double us_per_purchase;
+struct run {
+    struct vs_fraud_scorer sc;
+    struct customers cust;
+    struct alert *alerts;
+    size_t nalerts, cap;
+    int64_t purchases, skipped;
+    double busy_us; /* CPU time in judge + learn */
+    int full;       /* the alert table overflowed */
 };
 
 /* CPU time of this thread: the cost of the work, not of other processes sharing the cores. */
@@ -184,61 +97,148 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void run_shop(const struct sim *s, int customers, const struct vs_fraud_policy *pol,
-                     int warmup, struct quality *q)
+static int on_event(void *arg, const struct vs_event *ev)
 {
-    struct vs_iforest_config fc;
-    char err[256];
-    vs_iforest_config_default(&fc, VS_FRAUD_NFEATURES);
-    struct vs_iforest *f = vs_iforest_new(&fc, err, sizeof(err));
-    struct vs_fraud_section *secs = calloc((size_t)customers, sizeof(*secs));
-    struct vs_fraud_categories *cats = calloc(1, sizeof(*cats));
-    struct vs_fraud_quantiles *qs = malloc(sizeof(*qs));
-    vs_fraud_quantiles_init(qs);
-    memset(q, 0, sizeof(*q));
-    double busy = 0;
-    char bufs[6][32];
-    for (long i = 0; i < s->n; i++) {
-        const struct sim_event *e = &s->ev[i];
-        struct vs_event ev;
-        fill_event(e, i, &ev, bufs);
-        struct vs_fraud_section *sec = &secs[e->customer];
-        if (e->type != VS_EVENT_PURCHASE) {
-            vs_fraud_observe(sec, cats, &ev, NULL);
-            continue;
-        }
-        double x[VS_FRAUD_NFEATURES], score, review, block;
-        double t0 = now_us();
-        vs_fraud_features(sec, cats, &ev, x);
-        vs_iforest_score(f, x, &score, NULL);
-        vs_iforest_learn_id(f, x, vs_fraud_hash(ev.event_id));
-        vs_fraud_observe(sec, cats, &ev, x);
-        busy += now_us() - t0;
-        int scored = vs_iforest_learned(f) > (uint64_t)warmup;
-        if (scored) {
-            vs_fraud_quantiles_add(qs, score);
-        }
-        vs_fraud_thresholds(pol, qs, &review, &block);
-        unsigned rules;
-        enum vs_fraud_decision d =
-            vs_fraud_decide(pol, review, block, score, scored, ev.amount, x[VS_FF_PURCHASES_10M],
-                            x[VS_FF_PURCHASES_24H], &rules);
-        q->purchases++;
-        q->per_kind[e->kind]++;
-        if (d != VS_FRAUD_ALLOW) {
-            q->alerts++;
-            q->caught[e->kind]++;
-            q->true_alerts += e->kind != NORMAL;
-        }
+    struct run *r = arg;
+    struct vs_fraud_section *s = customers_get(&r->cust, ev->user_id);
+    if (ev->type != VS_EVENT_PURCHASE) {
+        vs_fraud_scorer_observe(&r->sc, s, ev);
+        return 0;
     }
-    q->us_per_purchase = busy / (double)q->purchases;
-    vs_iforest_free(f);
-    free(secs);
-    free(cats);
-    free(qs);
+    struct vs_fraud_verdict v;
+    double t0 = now_us();
+    if (vs_fraud_scorer_judge(&r->sc, s, ev, &v) != 0) {
+        vs_fraud_scorer_observe(&r->sc, s, ev);
+        r->skipped++;
+        return 0;
+    }
+    vs_fraud_scorer_learn(&r->sc, s, ev, &v, vs_fraud_hash(ev->event_id), 1);
+    r->busy_us += now_us() - t0;
+    r->purchases++;
+    if (v.decision == VS_FRAUD_ALLOW) {
+        return 0;
+    }
+    if (r->nalerts == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 4096;
+        struct alert *a = realloc(r->alerts, cap * sizeof(*a));
+        if (!a) {
+            r->full = 1;
+            return VS_ENOMEM;
+        }
+        r->alerts = a;
+        r->cap = cap;
+    }
+    struct alert *a = &r->alerts[r->nalerts++];
+    snprintf(a->event_id, sizeof(a->event_id), "%s", ev->event_id);
+    a->score = v.score;
+    a->decision = v.decision;
+    a->rules = v.rules;
+    a->history = s->purchases - 1;
+    for (int f = 0; f < VS_FRAUD_NFEATURES; f++) {
+        a->x[f] = (float)v.x[f];
+    }
+    return 0;
 }
 
-/* ==== Pure model speed: score + learn on recorded feature rows ==== */
+/* The default of one of the operator's decision keys, from the table it shares with the operator
+ * (so the bench follows the operator's defaults). */
+static const struct vs_config_key scorer_keys[] = {VS_FRAUD_SCORER_CONFIG_KEYS,
+                                                   {NULL, 0, NULL, NULL}};
+
+static const char *operator_default(const char *key)
+{
+    for (const struct vs_config_key *k = scorer_keys; k->key; k++) {
+        if (strcmp(k->key, key) == 0) {
+            return k->def;
+        }
+    }
+    fprintf(stderr, "bench_fraud_bench: the fraud operator has no key %s\n", key);
+    exit(1);
+}
+
+static void default_policy(struct vs_fraud_policy *p, int64_t *warmup)
+{
+    memset(p, 0, sizeof(*p));
+    p->review_threshold = atof(operator_default("fraud.review.threshold"));
+    p->block_threshold = atof(operator_default("fraud.block.threshold"));
+    p->review_rate = atof(operator_default("fraud.review.rate"));
+    p->block_rate = atof(operator_default("fraud.block.rate"));
+    p->max_amount = atof(operator_default("fraud.max.amount"));
+    p->velocity_10m = atof(operator_default("fraud.velocity.10m"));
+    p->velocity_24h = atof(operator_default("fraud.velocity.24h"));
+    *warmup = atoll(operator_default("fraud.warmup"));
+}
+
+static int run_shop(const struct vs__gen_options *o, FILE *truth, struct run *r)
+{
+    struct vs_fraud_policy pol;
+    int64_t warmup;
+    char err[256];
+    struct vs_iforest_config fc;
+    default_policy(&pol, &warmup);
+    vs_iforest_config_default(&fc, VS_FRAUD_NFEATURES);
+    memset(r, 0, sizeof(*r));
+    if (vs_fraud_scorer_init(&r->sc, &pol, warmup, &fc, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return VS_ECONFIG;
+    }
+    if (customers_init(&r->cust, o->customers) != 0) {
+        return VS_ENOMEM;
+    }
+    return vs__gen_run(o, on_event, r, truth);
+}
+
+static void run_free(struct run *r)
+{
+    vs_fraud_scorer_release(&r->sc);
+    customers_free(&r->cust);
+    free(r->alerts);
+}
+
+struct quality {
+    int64_t alerts, true_alerts;
+    int64_t planted[VS__FRAUD_KIND_COUNT], caught[VS__FRAUD_KIND_COUNT];
+};
+
+static void measure(const struct run *r, const struct vs__truth *t, struct quality *q)
+{
+    memset(q, 0, sizeof(*q));
+    for (int k = 1; k < VS__FRAUD_KIND_COUNT; k++) {
+        q->planted[k] = (int64_t)vs__truth_fraud_count(t, (enum vs__fraud_kind)k);
+    }
+    for (size_t i = 0; i < r->nalerts; i++) {
+        enum vs__fraud_kind k = vs__truth_fraud_kind(t, r->alerts[i].event_id);
+        q->alerts++;
+        if (k != VS__FRAUD_NONE) {
+            q->true_alerts++;
+            q->caught[k]++;
+        }
+    }
+}
+
+static int write_alerts(const char *path, const struct run *r, const struct vs__truth *t)
+{
+    FILE *out = fopen(path, "w");
+    if (!out) {
+        return VS_EIO;
+    }
+    fprintf(out, "event_id,kind,score,decision,rules,history");
+    for (int f = 0; f < VS_FRAUD_NFEATURES; f++) {
+        fprintf(out, ",%s", vs_fraud_feature_names[f]);
+    }
+    fprintf(out, "\n");
+    for (size_t i = 0; i < r->nalerts; i++) {
+        const struct alert *a = &r->alerts[i];
+        fprintf(out, "%s,%s,%.4f,%d,%u,%u", a->event_id,
+                vs__fraud_kind_name(vs__truth_fraud_kind(t, a->event_id)), a->score,
+                (int)a->decision, a->rules, a->history);
+        for (int f = 0; f < VS_FRAUD_NFEATURES; f++) {
+            fprintf(out, ",%.4g", a->x[f]);
+        }
+        fprintf(out, "\n");
+    }
+    return fclose(out) == 0 ? 0 : VS_EIO;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -246,36 +246,101 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static double ratio(int64_t a, int64_t b)
+{
+    return b > 0 ? (double)a / (double)b : 0.0;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_fraud_bench [--quick] [--customers N] [--events N] [--seed N] "
+                    "[--runs N] [--alerts FILE]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    int customers = quick ? 2000 : 8000, days = 180;
-    struct sim s = {0};
-    sim_generate(&s, customers, days, 42);
+    struct vs__gen_options o;
+    vs__gen_options_default(&o);
+    int quick = 0, runs = 0;
+    const char *alerts_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+            o.customers = 5000;
+            o.events = 250000;
+        } else if (i + 1 < argc && strcmp(argv[i], "--customers") == 0) {
+            o.customers = strtoll(argv[++i], NULL, 10);
+        } else if (i + 1 < argc && strcmp(argv[i], "--events") == 0) {
+            o.events = strtoll(argv[++i], NULL, 10);
+        } else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) {
+            o.seed = strtoull(argv[++i], NULL, 10);
+        } else if (i + 1 < argc && strcmp(argv[i], "--runs") == 0) {
+            runs = atoi(argv[++i]);
+        } else if (i + 1 < argc && strcmp(argv[i], "--alerts") == 0) {
+            alerts_path = argv[++i];
+        } else {
+            return usage();
+        }
+    }
+    if (o.customers <= 0 || o.events <= 0 || runs < 0 || runs > 8) {
+        return usage();
+    }
 
-    struct vs_fraud_policy pol = {.review_threshold = 0.62, .block_threshold = 0.7};
-    int runs = quick ? 3 : 5;
+    /* The first run also writes the truth; the others only time the work again. */
+    char truth_path[] = "/tmp/vs-fraud-bench-truth-XXXXXX";
+    int fd = mkstemp(truth_path);
+    FILE *truth = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!truth) {
+        fprintf(stderr, "bench_fraud: cannot create a temporary truth file\n");
+        return 1;
+    }
+    runs = runs > 0 ? runs : quick ? 3 : 5;
     double us[8];
-    struct quality q;
-    for (int r = 0; r < runs; r++) {
-        run_shop(&s, customers, &pol, 500, &q);
-        us[r] = q.us_per_purchase;
+    struct run r;
+    for (int k = 0; k < runs; k++) {
+        if (k > 0) {
+            run_free(&r);
+        }
+        int rc = run_shop(&o, k == 0 ? truth : NULL, &r);
+        if (k == 0 && fclose(truth) != 0) {
+            rc = rc ? rc : VS_EIO;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "bench_fraud: generating the shop: %s\n", vs_strerror(rc));
+            unlink(truth_path);
+            return 1;
+        }
+        us[k] = r.busy_us / (double)(r.purchases ? r.purchases : 1);
     }
     qsort(us, (size_t)runs, sizeof(double), cmp_double);
     double us_median = us[runs / 2];
 
-    long frauds = 0;
-    for (int k = 1; k < NKINDS; k++) {
-        frauds += q.per_kind[k];
+    char err[512];
+    struct vs__truth *t = vs__truth_load(truth_path, err, sizeof(err));
+    unlink(truth_path);
+    if (!t) {
+        fprintf(stderr, "bench_fraud: %s\n", err);
+        return 1;
     }
-    double precision = q.alerts ? (double)q.true_alerts / (double)q.alerts : 0.0;
-    printf("simulated shop: %ld events, %ld purchases, %ld planted fraud\n", s.n, q.purchases,
-           frauds);
-    for (int k = 0; k < NKINDS; k++) {
-        printf("  %-17s %6ld purchases, %5ld alerted (%.3f)\n", kind_names[k], q.per_kind[k],
-               q.caught[k], q.per_kind[k] ? (double)q.caught[k] / (double)q.per_kind[k] : 0.0);
+    struct quality q;
+    measure(&r, t, &q);
+    if (alerts_path && write_alerts(alerts_path, &r, t) != 0) {
+        fprintf(stderr, "bench_fraud: cannot write %s\n", alerts_path);
     }
-    printf("  alerts %ld, precision %.3f\n", q.alerts, precision);
+    vs__truth_free(t);
+
+    double precision = ratio(q.true_alerts, q.alerts);
+    printf("synthetic shop (engine generator, seed %" PRIu64 "): %" PRId64 " customers, %" PRId64
+           " purchases scored, %" PRId64 " skipped (invalid amount)\n",
+           o.seed, o.customers, r.purchases, r.skipped);
+    printf("  alerts %" PRId64 ", of which planted fraud %" PRId64 ": precision %.3f\n", q.alerts,
+           q.true_alerts, precision);
+    for (int k = 1; k < VS__FRAUD_KIND_COUNT; k++) {
+        printf("  %-17s planted %6" PRId64 "  caught %6" PRId64 "  recall %.3f\n",
+               vs__fraud_kind_name((enum vs__fraud_kind)k), q.planted[k], q.caught[k],
+               ratio(q.caught[k], q.planted[k]));
+    }
     printf("features + score + learn: %.3f us CPU per purchase (median of %d runs, 100 trees)\n",
            us_median, runs);
 
@@ -285,7 +350,6 @@ int main(int argc, char **argv)
     double auc[2] = {NAN, NAN}, ap[2] = {NAN, NAN}, us_row[2] = {NAN, NAN};
     for (int i = 0; i < 2; i++) {
         struct vs_anomaly_data d;
-        char err[512];
         if (vs_anomaly_csv_load(sets[i], &d, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s\n", err);
             continue;
@@ -305,17 +369,18 @@ int main(int argc, char **argv)
 
     char json[1024];
     snprintf(json, sizeof(json),
-             "{\"bench\":\"fraud\",\"trees\":100,\"us_per_purchase\":%.3f,\"purchases\":%ld,"
-             "\"recall_card_testing\":%.3f,\"recall_account_takeover\":%.3f,"
-             "\"recall_amount_anomaly\":%.3f,\"precision\":%.3f,\"alert_rate\":%.4f,"
-             "\"shuttle_roc_auc\":%.4f,\"shuttle_pr_auc\":%.4f,\"mammography_roc_auc\":%.4f,"
-             "\"mammography_pr_auc\":%.4f,\"eval_us_per_row\":%.3f}",
-             us_median, q.purchases,
-             q.per_kind[CARD_TESTING] ? (double)q.caught[CARD_TESTING] / q.per_kind[CARD_TESTING]
-                                      : 0.0,
-             q.per_kind[TAKEOVER] ? (double)q.caught[TAKEOVER] / q.per_kind[TAKEOVER] : 0.0,
-             q.per_kind[AMOUNT] ? (double)q.caught[AMOUNT] / q.per_kind[AMOUNT] : 0.0, precision,
-             (double)q.alerts / (double)q.purchases, auc[0], ap[0], auc[1], ap[1], us_row[0]);
+             "{\"bench\":\"fraud\",\"shop\":\"gen\",\"customers\":%" PRId64 ",\"seed\":%" PRIu64
+             ",\"trees\":100,\"us_per_purchase\":%.3f,\"purchases\":%" PRId64 ",\"alerts\":%" PRId64
+             ",\"precision\":%.3f,\"recall_card_testing\":%.3f,"
+             "\"recall_account_takeover\":%.3f,\"recall_amount_anomaly\":%.3f,"
+             "\"alert_rate\":%.4f,\"shuttle_roc_auc\":%.4f,\"shuttle_pr_auc\":%.4f,"
+             "\"mammography_roc_auc\":%.4f,\"mammography_pr_auc\":%.4f,\"eval_us_per_row\":%.3f}",
+             o.customers, o.seed, us_median, r.purchases, q.alerts, precision,
+             ratio(q.caught[VS__FRAUD_CARD_TESTING], q.planted[VS__FRAUD_CARD_TESTING]),
+             ratio(q.caught[VS__FRAUD_ACCOUNT_TAKEOVER], q.planted[VS__FRAUD_ACCOUNT_TAKEOVER]),
+             ratio(q.caught[VS__FRAUD_AMOUNT_ANOMALY], q.planted[VS__FRAUD_AMOUNT_ANOMALY]),
+             ratio(q.alerts, r.purchases), auc[0], ap[0], auc[1], ap[1], us_row[0]);
+    run_free(&r);
     FILE *out = fopen("bench/results/fraud.json", "w");
     if (out) {
         fprintf(out, "%s\n", json);
@@ -324,6 +389,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot write bench/results/fraud.json (run from the repository root)\n");
     }
     printf("%s\n", json);
-    free(s.ev);
     return 0;
 }

@@ -301,7 +301,10 @@ int vs_fraud_features(const struct vs_fraud_section *s, const struct vs_fraud_ca
     x[VS_FF_COUNTRIES_24H] = set_distinct(s->countries, VS_FRAUD_COUNTRY_SLOTS, cty, ts - MS_24H);
     x[VS_FF_PAYMENTS_10M] = set_distinct(s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts - MS_10M);
     x[VS_FF_PAYMENTS_24H] = set_distinct(s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts - MS_24H);
-    x[VS_FF_NEW_DEVICE] = set_new(s, s->devices, VS_FRAUD_DEVICE_SLOTS, dev, ts);
+    /* A device new to a customer who has bought many times without it says more than one new to
+     * a customer with a purchase or two, who is still showing the shop their devices. */
+    x[VS_FF_NEW_DEVICE] =
+        set_new(s, s->devices, VS_FRAUD_DEVICE_SLOTS, dev, ts) ? log1p((double)s->purchases) : 0.0;
     x[VS_FF_NEW_COUNTRY] = set_new(s, s->countries, VS_FRAUD_COUNTRY_SLOTS, cty, ts);
     x[VS_FF_NEW_PAYMENT] = set_new(s, s->payments, VS_FRAUD_PAYMENT_SLOTS, pay, ts);
 

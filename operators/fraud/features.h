@@ -36,10 +36,11 @@ enum vs_fraud_feature {
     VS_FF_COUNTRIES_24H,  /* ... 24 hours */
     VS_FF_PAYMENTS_10M,   /* distinct payment methods, 10 minutes */
     VS_FF_PAYMENTS_24H,   /* ... 24 hours */
-    VS_FF_NEW_DEVICE,     /* 1 if the device was first seen less than an hour ago (or now), by a
-                             customer known for longer than that */
-    VS_FF_NEW_COUNTRY,    /* same for the country */
-    VS_FF_NEW_PAYMENT,    /* same for the payment method */
+    VS_FF_NEW_DEVICE,     /* the device was first seen less than an hour ago (or now), by a
+                             customer known for longer than that: log(1 + the customer's past
+                             purchases); 0 for a known device */
+    VS_FF_NEW_COUNTRY,    /* 1 if the country is new in the same sense */
+    VS_FF_NEW_PAYMENT,    /* 1 if the payment method is new in the same sense */
     VS_FF_ITEMS,          /* items in the order (quantity) */
     VS_FF_CART_TO_BUY, /* log(1 + seconds from the first add-to-cart to the purchase); -1: none */
     VS_FF_PRICE_VS_CATEGORY, /* log(unit price / category's typical unit price); 0 when unknown */

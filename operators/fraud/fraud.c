@@ -8,6 +8,8 @@
  * callback, learn, and only then update the section. A purchase without a valid amount (missing,
  * NaN, negative) never reaches the forest: it is counted (fraud.skipped.amount) and only its
  * context (device, country...) is remembered. Events of other types update the section only.
+ * Features, score, decision and learning are the scorer's (scorer.h), which bench/fraud_bench.c
+ * runs over the synthetic shop as it is; this file adds alerts, labels, metrics and checkpoints.
  *
  * The forest rebuilds one tree every few purchases inline, on the loop thread: a rebuild costs
  * about 8 microseconds, less than a round trip to the thread pool, and inline keeps the model's
@@ -30,33 +32,18 @@
 #include "features.h"
 #include "iforest.h"
 #include "policy.h"
+#include "scorer.h"
 
 #define STATE_VERSION 1
 #define PENDING_LABELS 4096    /* fraud labels of purchases not seen yet */
 #define RECENT_DECISIONS 65536 /* decisions remembered to match later labels */
-#define THRESHOLD_EVERY 16     /* purchases between two readings of rate-based thresholds */
 #define TOP_FEATURES 3
 #define META_MAGIC 0x4d465356u /* "VSFM" */
 #define META_VERSION 1
 
 static const struct vs_config_key fraud_config[] = {
     VS_IFOREST_CONFIG_KEYS,
-    {"fraud.review.threshold", VS_CONFIG_DOUBLE, "0.62",
-     "Score from which a purchase is sent to REVIEW (when fraud.review.rate is 0)."},
-    {"fraud.block.threshold", VS_CONFIG_DOUBLE, "0.7",
-     "Score from which a purchase is BLOCKed (when fraud.block.rate is 0)."},
-    {"fraud.review.rate", VS_CONFIG_DOUBLE, "0",
-     "Target share of purchases sent to REVIEW or BLOCK, via streaming score quantiles (0: use "
-     "fraud.review.threshold)."},
-    {"fraud.block.rate", VS_CONFIG_DOUBLE, "0",
-     "Target share of purchases BLOCKed by score (0: use fraud.block.threshold)."},
-    {"fraud.max.amount", VS_CONFIG_DOUBLE, "0", "Hard rule: block purchases above this (0: off)."},
-    {"fraud.velocity.10m", VS_CONFIG_INT, "0",
-     "Hard rule: block beyond this many purchases of a customer in 10 minutes (0: off)."},
-    {"fraud.velocity.24h", VS_CONFIG_INT, "0",
-     "Hard rule: block beyond this many purchases of a customer in 24 hours (0: off)."},
-    {"fraud.warmup", VS_CONFIG_INT, "500",
-     "Purchases the forest learns before its scores decide (hard rules apply from the start)."},
+    VS_FRAUD_SCORER_CONFIG_KEYS,
     {"fraud.emit", VS_CONFIG_STRING, "alerts",
      "alerts: a fraud_alert for REVIEW and BLOCK; all: a verdict for every purchase."},
     {NULL, 0, NULL, NULL},
@@ -70,14 +57,8 @@ struct recent {
 
 struct fraud {
     struct vs_env *env;
-    struct vs_iforest *forest;
-    struct vs_fraud_categories categories;
-    struct vs_fraud_quantiles quantiles;
-    struct vs_fraud_policy policy;
+    struct vs_fraud_scorer sc; /* forest, category prices, score quantiles, policy */
     int emit_all;
-    int64_t warmup;
-    double review, block; /* current thresholds */
-    uint32_t since_thresholds;
     int meta_dirty;
 
     uint64_t pending[PENDING_LABELS];
@@ -123,10 +104,10 @@ static int meta_read(struct fraud *fr, const uint8_t *p, size_t len)
         return VS_EVERSION;
     }
     size_t off = 8;
-    int rc = vs_fraud_categories_read(&fr->categories, p + off, vs_fraud_categories_size());
+    int rc = vs_fraud_categories_read(&fr->sc.categories, p + off, vs_fraud_categories_size());
     off += vs_fraud_categories_size();
     if (rc == 0) {
-        rc = vs_fraud_quantiles_read(&fr->quantiles, p + off, vs_fraud_quantiles_size());
+        rc = vs_fraud_quantiles_read(&fr->sc.quantiles, p + off, vs_fraud_quantiles_size());
     }
     off += vs_fraud_quantiles_size();
     for (int i = 0; rc == 0 && i < PENDING_LABELS; i++) {
@@ -142,8 +123,8 @@ static void part_key(char *key, size_t len, int part)
 
 /* The stored forest, or VS_ENOTFOUND; a stored forest of another shape than configured is
  * dropped with a warning (the new one relearns within a window of purchases). */
-static int load_forest(struct fraud *fr, const struct vs_iforest_config *want, char *errbuf,
-                       size_t errlen)
+static int load_forest(struct fraud *fr, const struct vs_iforest_config *want,
+                       struct vs_iforest **out, char *errbuf, size_t errlen)
 {
     void *val;
     size_t len;
@@ -188,7 +169,7 @@ static int load_forest(struct fraud *fr, const struct vs_iforest_config *want, c
         }
     }
     vs_iforest_clear_dirty(f);
-    fr->forest = f;
+    *out = f;
     return 0;
 }
 
@@ -196,12 +177,12 @@ static int fraud_checkpoint(void *self, struct vs_checkpoint *cp)
 {
     struct fraud *fr = self;
     char key[32];
-    int nparts = vs_iforest_part_count(fr->forest);
+    int nparts = vs_iforest_part_count(fr->sc.forest);
     for (int p = 0; p < nparts; p++) {
-        if (!vs_iforest_part_dirty(fr->forest, p)) {
+        if (!vs_iforest_part_dirty(fr->sc.forest, p)) {
             continue;
         }
-        long n = vs_iforest_part_write(fr->forest, p, fr->buf, fr->buflen);
+        long n = vs_iforest_part_write(fr->sc.forest, p, fr->buf, fr->buflen);
         if (n < 0) {
             return (int)n;
         }
@@ -211,14 +192,14 @@ static int fraud_checkpoint(void *self, struct vs_checkpoint *cp)
             return rc;
         }
     }
-    vs_iforest_clear_dirty(fr->forest);
+    vs_iforest_clear_dirty(fr->sc.forest);
     if (fr->meta_dirty) {
         uint8_t *p = fr->buf;
         put_u64(p, (uint64_t)META_MAGIC | (uint64_t)META_VERSION << 32);
         size_t off = 8;
-        vs_fraud_categories_write(&fr->categories, p + off, vs_fraud_categories_size());
+        vs_fraud_categories_write(&fr->sc.categories, p + off, vs_fraud_categories_size());
         off += vs_fraud_categories_size();
-        vs_fraud_quantiles_write(&fr->quantiles, p + off, vs_fraud_quantiles_size());
+        vs_fraud_quantiles_write(&fr->sc.quantiles, p + off, vs_fraud_quantiles_size());
         off += vs_fraud_quantiles_size();
         for (int i = 0; i < PENDING_LABELS; i++) {
             put_u64(p + off + 8 * (size_t)i, fr->pending[i]);
@@ -240,7 +221,7 @@ static void fraud_destroy(void *self)
     if (!fr) {
         return;
     }
-    vs_iforest_free(fr->forest);
+    vs_fraud_scorer_release(&fr->sc);
     free(fr->recent);
     free(fr->buf);
     free(fr);
@@ -262,7 +243,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     }
     fr->env = env;
     int rc = 0;
-    struct vs_fraud_policy *p = &fr->policy;
+    struct vs_fraud_policy policy, *p = &policy;
     p->review_threshold = vs_config_double(cfg, "fraud.review.threshold");
     p->block_threshold = vs_config_double(cfg, "fraud.block.threshold");
     p->review_rate = vs_config_double(cfg, "fraud.review.rate");
@@ -270,7 +251,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     p->max_amount = vs_config_double(cfg, "fraud.max.amount");
     p->velocity_10m = (double)vs_config_int(cfg, "fraud.velocity.10m");
     p->velocity_24h = (double)vs_config_int(cfg, "fraud.velocity.24h");
-    fr->warmup = vs_config_int(cfg, "fraud.warmup");
+    int64_t warmup = vs_config_int(cfg, "fraud.warmup");
     const char *emit = vs_config_str(cfg, "fraud.emit");
     if (!(p->review_threshold >= 0 && p->review_threshold <= 1)) {
         rc = config_error(errbuf, errlen, "fraud.review.threshold", "a score in [0, 1]");
@@ -286,7 +267,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         rc = config_error(errbuf, errlen, "fraud.velocity.10m", "a count >= 0");
     } else if (p->velocity_24h < 0) {
         rc = config_error(errbuf, errlen, "fraud.velocity.24h", "a count >= 0");
-    } else if (fr->warmup < 0) {
+    } else if (warmup < 0) {
         rc = config_error(errbuf, errlen, "fraud.warmup", "a count >= 0");
     } else if (strcmp(emit, "alerts") != 0 && strcmp(emit, "all") != 0) {
         rc = config_error(errbuf, errlen, "fraud.emit", "'alerts' or 'all'");
@@ -317,13 +298,13 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     fc.max_depth = (int)v[4];
     fc.seed = (uint64_t)vs_config_int(cfg, "fraud.seed");
 
-    vs_fraud_quantiles_init(&fr->quantiles);
-    rc = load_forest(fr, &fc, errbuf, errlen);
-    if (rc == VS_ENOTFOUND) {
-        fr->forest = vs_iforest_new(&fc, errbuf, errlen);
-        rc = fr->forest ? 0 : VS_ECONFIG;
-        fr->meta_dirty = 1;
-    } else if (rc == 0) {
+    struct vs_iforest *stored = NULL;
+    rc = load_forest(fr, &fc, &stored, errbuf, errlen);
+    if (rc == 0 || rc == VS_ENOTFOUND) {
+        fr->meta_dirty = rc == VS_ENOTFOUND;
+        rc = vs_fraud_scorer_init(&fr->sc, p, warmup, &fc, stored, errbuf, errlen);
+    }
+    if (rc == 0 && stored) {
         void *val;
         size_t len;
         rc = vs_model_get(env, "meta", &val, &len);
@@ -340,7 +321,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         return rc;
     }
     fr->recent = calloc(RECENT_DECISIONS, sizeof(*fr->recent));
-    size_t part = vs_iforest_part_max_size(fr->forest);
+    size_t part = vs_iforest_part_max_size(fr->sc.forest);
     fr->buflen = part > meta_size() ? part : meta_size();
     fr->buf = malloc(fr->buflen);
     if (!fr->recent || !fr->buf) {
@@ -348,7 +329,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         fraud_destroy(fr);
         return VS_ENOMEM;
     }
-    vs_fraud_thresholds(&fr->policy, &fr->quantiles, &fr->review, &fr->block);
+    vs_fraud_scorer_thresholds(&fr->sc);
 
     fr->scored = vs_env_counter(env, "fraud.scored");
     fr->allow = vs_env_counter(env, "fraud.allow");
@@ -390,7 +371,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
 {
     double contrib[VS_FRAUD_NFEATURES];
     double s2;
-    if (vs_iforest_score(fr->forest, x, &s2, contrib) != 0) {
+    if (vs_iforest_score(fr->sc.forest, x, &s2, contrib) != 0) {
         memset(contrib, 0, sizeof(contrib));
     }
     int top[TOP_FEATURES];
@@ -469,7 +450,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
         }
     }
     AV(avro_value_get_by_name(rec, "model_version", &field, NULL));
-    AV(avro_value_set_long(&field, (int64_t)vs_iforest_learned(fr->forest)));
+    AV(avro_value_set_long(&field, (int64_t)vs_iforest_learned(fr->sc.forest)));
     return vs_output_send(ctx, VS_OUT_FRAUD_ALERT, ev->user_id);
 }
 
@@ -478,35 +459,23 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
 static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event *ev,
                     struct vs_fraud_section *s)
 {
-    double x[VS_FRAUD_NFEATURES];
-    if (vs_fraud_features(s, &fr->categories, ev, x) != 0) {
+    struct vs_fraud_verdict v;
+    if (vs_fraud_scorer_judge(&fr->sc, s, ev, &v) != 0) {
         ++*fr->skipped_amount;
-        vs_fraud_observe(s, &fr->categories, ev, NULL);
+        vs_fraud_scorer_observe(&fr->sc, s, ev);
         return 0;
     }
     uint64_t id = ev->event_id ? vs_fraud_hash(ev->event_id) : 0;
-    double score = 0.5;
-    vs_iforest_score(fr->forest, x, &score, NULL);
-    int scored =
-        vs_iforest_ready(fr->forest) && vs_iforest_learned(fr->forest) >= (uint64_t)fr->warmup;
-    if (scored) {
-        vs_fraud_quantiles_add(&fr->quantiles, score);
-        fr->meta_dirty = 1;
-        if (++fr->since_thresholds >= THRESHOLD_EVERY) {
-            fr->since_thresholds = 0;
-            vs_fraud_thresholds(&fr->policy, &fr->quantiles, &fr->review, &fr->block);
-            *fr->g_review = fr->review;
-            *fr->g_block = fr->block;
-        }
+    const enum vs_fraud_decision d = v.decision;
+    if (v.scored) {
+        fr->meta_dirty = 1; /* the score quantiles moved */
+        *fr->g_review = fr->sc.review;
+        *fr->g_block = fr->sc.block;
     }
-    unsigned rules;
-    enum vs_fraud_decision d =
-        vs_fraud_decide(&fr->policy, fr->review, fr->block, score, scored, ev->amount,
-                        x[VS_FF_PURCHASES_10M], x[VS_FF_PURCHASES_24H], &rules);
     ++*fr->scored;
     ++*(d == VS_FRAUD_BLOCK ? fr->block_n : d == VS_FRAUD_REVIEW ? fr->review_n : fr->allow);
     for (int r = 0; r < VS_FRAUD_RULE_COUNT; r++) {
-        if (rules & (1u << r)) {
+        if (v.rules & (1u << r)) {
             ++*fr->rule_n[r];
         }
     }
@@ -514,7 +483,7 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
         ++*fr->alerts;
     }
     if (d != VS_FRAUD_ALLOW || fr->emit_all) {
-        int rc = emit_alert(fr, ctx, ev, s, x, score, d, rules);
+        int rc = emit_alert(fr, ctx, ev, s, v.x, v.score, d, v.rules);
         if (rc != 0) {
             return rc;
         }
@@ -527,6 +496,7 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
     }
     /* A purchase already labelled fraud is never learned. */
     uint64_t *pend = &fr->pending[id & (PENDING_LABELS - 1)];
+    int learn = 1;
     if (id && *pend == id) {
         *pend = 0;
         fr->meta_dirty = 1;
@@ -534,11 +504,10 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
         if (d != VS_FRAUD_ALLOW) {
             ++*fr->labels_caught;
         }
-    } else {
-        vs_iforest_learn_id(fr->forest, x, id);
+        learn = 0;
     }
-    *fr->g_version = (double)vs_iforest_learned(fr->forest);
-    vs_fraud_observe(s, &fr->categories, ev, x);
+    vs_fraud_scorer_learn(&fr->sc, s, ev, &v, id, learn);
+    *fr->g_version = (double)vs_iforest_learned(fr->sc.forest);
     return 0;
 }
 
@@ -552,7 +521,7 @@ static int fraud_on_event(void *self, struct vs_ctx *ctx, const struct vs_event 
     if (ev->has_price && ev->category_id) {
         fr->meta_dirty = 1;
     }
-    vs_fraud_observe(s, &fr->categories, ev, NULL);
+    vs_fraud_scorer_observe(&fr->sc, s, ev);
     return 0;
 }
 
@@ -574,7 +543,7 @@ int vs_fraud_label(void *self, const char *event_id, int is_fraud)
             ++*fr->labels_caught;
         }
     }
-    if (vs_iforest_forget(fr->forest, id) != 0 && r->id != id) {
+    if (vs_iforest_forget(fr->sc.forest, id) != 0 && r->id != id) {
         fr->pending[id & (PENDING_LABELS - 1)] = id; /* not seen yet: never learn it */
         fr->meta_dirty = 1;
     }
