@@ -142,6 +142,8 @@ struct vs__engine {
 
     int64_t *m_processed, *m_late, *m_fired, *m_commits, *m_deadletters;
     double *m_busy;      /* seconds from the first event to the last processed */
+    double *m_commit_s;  /* seconds spent committing, of which m_flush_s waiting for acks */
+    double *m_flush_s;
     uint64_t first_event_ms;
     uint64_t progress_last_ms;
     int64_t progress_last_events;
@@ -149,6 +151,13 @@ struct vs__engine {
     char idbuf[512];
     char timer_user[512];
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static uint64_t mono_ms(void)
 {
@@ -416,6 +425,7 @@ static int engine_commit(struct vs__engine *e)
     if (e->failed) {
         return e->failed;
     }
+    uint64_t started = mono_us();
     int n;
     struct vs__partition *parts = vs__source_partitions(e->source, &n);
     for (int i = 0; i < n; i++) {
@@ -440,7 +450,10 @@ static int engine_commit(struct vs__engine *e)
             }
         }
     }
+    uint64_t t0 = mono_us();
     int rc = vs__sink_flush(e->sink, 60000);
+    uint64_t t1 = mono_us();
+    *e->m_flush_s += (double)(t1 - t0) / 1e6;
     if (rc) {
         engine_fail(e, rc, "outputs were not acknowledged by the broker; not committing");
         return rc;
@@ -453,6 +466,7 @@ static int engine_commit(struct vs__engine *e)
     vs__source_commit_kafka(e->source);
     e->since_commit = 0;
     (*e->m_commits)++;
+    *e->m_commit_s += (double)(mono_us() - started) / 1e6;
     return 0;
 }
 
@@ -1022,6 +1036,8 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_fired = vs__metrics_counter(e->metrics, "timers.fired");
     e->m_commits = vs__metrics_counter(e->metrics, "commits");
     e->m_busy = vs__metrics_gauge(e->metrics, "run.busy.seconds");
+    e->m_commit_s = vs__metrics_gauge(e->metrics, "commit.seconds");
+    e->m_flush_s = vs__metrics_gauge(e->metrics, "commit.flush.seconds");
 
     for (int i = 0; i < e->nops; i++) {
         struct vs__op_slot *s = &e->ops[i];
@@ -1050,7 +1066,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         goto out_loop;
     }
     e->topic = vs__source_topic(e->source);
-    if ((rc = vs__source_check(e->source, (int)vs_config_int(cfg, "startup.timeout.ms"), errbuf,
+    if ((rc = vs__source_start(e->source, (int)vs_config_int(cfg, "startup.timeout.ms"), errbuf,
                                errlen))) {
         goto out_loop;
     }

@@ -184,15 +184,6 @@ struct vs__source *vs__source_new(const struct vs_config *cfg,
     }
     rd_kafka_poll_set_consumer(s->rk);
     s->queue = rd_kafka_queue_get_consumer(s->rk);
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, sub);
-    rd_kafka_topic_partition_list_destroy(sub);
-    if (err) {
-        snprintf(errbuf, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(err));
-        vs__source_free(s);
-        return NULL;
-    }
     return s;
 }
 
@@ -427,23 +418,39 @@ rd_kafka_t *vs__source_handle(struct vs__source *s)
     return s->rk;
 }
 
-int vs__source_check(struct vs__source *s, int timeout_ms, char *errbuf, size_t errlen)
+/*
+ * The topic is looked for in the list of all topics: a metadata request naming it would let a
+ * broker with topic auto-creation (the embedded one among them, whose first request goes out
+ * before the protocol version is known) create it, and the engine would wait on an empty topic.
+ */
+int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 0, rkt, &md, timeout_ms);
-    rd_kafka_topic_destroy(rkt);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 1, NULL, &md, timeout_ms);
     if (err) {
         snprintf(errbuf, errlen, "cannot reach Kafka (bootstrap.servers) within %d ms: %s",
                  timeout_ms, rd_kafka_err2str(err));
         return VS_EKAFKA;
     }
-    int rc = 0;
-    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
-        snprintf(errbuf, errlen, "input topic '%s' does not exist (%s)", s->topic,
-                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata");
-        rc = VS_EKAFKA;
+    int found = 0;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (!strcmp(md->topics[i].topic, s->topic) && !md->topics[i].err &&
+            md->topics[i].partition_cnt > 0) {
+            found = 1;
+        }
     }
     rd_kafka_metadata_destroy(md);
-    return rc;
+    if (!found) {
+        snprintf(errbuf, errlen, "input topic '%s' does not exist (input.topic)", s->topic);
+        return VS_EKAFKA;
+    }
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(s->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err) {
+        snprintf(errbuf, errlen, "cannot subscribe to %s: %s", s->topic, rd_kafka_err2str(err));
+        return VS_EKAFKA;
+    }
+    return 0;
 }

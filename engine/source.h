@@ -82,9 +82,9 @@ int64_t vs__source_lag(struct vs__source *s);
 const char *vs__source_topic(const struct vs__source *s);
 rd_kafka_t *vs__source_handle(struct vs__source *s);
 
-/* Ask the cluster for the input topic's metadata: VS_EKAFKA with a message when no broker
- * answers within timeout_ms or the topic does not exist. */
-int vs__source_check(struct vs__source *s, int timeout_ms, char *errbuf, size_t errlen);
+/* Check that the input topic exists and subscribe to it: VS_EKAFKA with a message when no
+ * broker answers within timeout_ms or the topic does not exist. */
+int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t errlen);
 
 /* Close the consumer (leaves the group; triggers on_revoke). */
 void vs__source_close(struct vs__source *s);
