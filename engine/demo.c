@@ -234,8 +234,15 @@ static void avro_slot(const char *schema_name, avro_value_iface_t **iface, avro_
     avro_generic_value_new(*iface, value);
 }
 
+/* The summary's figures, printed at the end as one JSON line for scripts and `make bench`. */
+struct quality {
+    int64_t fraud_alerts, churn_alerts;
+    double fraud_precision, fraud_recall[VS__FRAUD_KIND_COUNT];
+    double churn_precision, churn_recall, churn_delay_days, live_hit_rate;
+};
+
 static void summary(const struct vs_config *cfg, const char *bootstrap, struct vs__metrics *m,
-                    struct vs__truth *truth, int64_t horizon_end_ts)
+                    struct vs__truth *truth, int64_t horizon_end_ts, struct quality *q)
 {
     char err[512];
     struct vs__codec *codec = vs__codec_new(NULL, err, sizeof(err));
@@ -282,8 +289,11 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
     printf("\nfraud alerts against the planted fraud:\n");
     printf("  alerts %" PRId64 ", of which planted fraud %" PRId64 ": precision %.3f\n", fe.alerts,
            fe.true_alerts, fe.alerts ? (double)fe.true_alerts / (double)fe.alerts : 0.0);
+    q->fraud_alerts = fe.alerts;
+    q->fraud_precision = fe.alerts ? (double)fe.true_alerts / (double)fe.alerts : 0.0;
     for (int k = 1; k < VS__FRAUD_KIND_COUNT; k++) {
         size_t total = vs__truth_fraud_count(truth, (enum vs__fraud_kind)k);
+        q->fraud_recall[k] = total ? (double)fe.caught[k] / (double)total : 0.0;
         printf("  %-18s planted %6zu  caught %6" PRId64 "  recall %.3f\n",
                vs__fraud_kind_name((enum vs__fraud_kind)k), total, fe.caught[k],
                total ? (double)fe.caught[k] / (double)total : 0.0);
@@ -322,6 +332,10 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
     printf("  dropouts at least 60 days before the end %" PRId64 ", alerted %" PRId64
            ": recall %.3f\n",
            detectable, detected, detectable ? (double)detected / (double)detectable : 0.0);
+    q->churn_alerts = ce.alerts;
+    q->churn_precision = ce.alerts ? (double)ce.true_alerts / (double)ce.alerts : 0.0;
+    q->churn_recall = detectable ? (double)detected / (double)detectable : 0.0;
+    q->churn_delay_days = ce.nalerted ? ce.delays[ce.nalerted / 2] : 0.0;
     if (ce.nalerted) {
         printf("  median detection delay %.1f days\n", ce.delays[ce.nalerted / 2]);
     }
@@ -340,6 +354,7 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
     printf("\nrecommendations, live: %" PRId64 " interactions with a list sent before, %" PRId64
            " of them on a listed item: hit rate %.3f\n",
            checks, hits, checks ? (double)hits / (double)checks : 0.0);
+    q->live_hit_rate = checks ? (double)hits / (double)checks : 0.0;
     vs__codec_free(codec);
 }
 
@@ -481,9 +496,23 @@ int vs__demo_main(int argc, char **argv)
             int64_t events = vs__metrics_get(metrics, "events.processed") +
                              vs__metrics_get(metrics, "events.deadlettered");
             int64_t end_ts = vs__truth_end_ts(truth);
-            summary(cfg, bootstrap, metrics, truth, end_ts);
+            struct quality q = {0};
+            summary(cfg, bootstrap, metrics, truth, end_ts, &q);
             printf("\ngeneration %.1f s; engine %.1f s for %" PRId64 " events (%.0f events/s)\n",
                    gen_s, run_s, events, run_s > 0 ? (double)events / run_s : 0.0);
+            printf("{\"bench\":\"demo\",\"events\":%" PRId64 ",\"engine_seconds\":%.1f,"
+                   "\"events_per_s\":%.0f,\"fraud\":{\"alerts\":%" PRId64
+                   ",\"precision\":%.3f,\"recall\":{",
+                   events, run_s, run_s > 0 ? (double)events / run_s : 0.0, q.fraud_alerts,
+                   q.fraud_precision);
+            for (int k = 1; k < VS__FRAUD_KIND_COUNT; k++) {
+                printf("%s\"%s\":%.3f", k > 1 ? "," : "",
+                       vs__fraud_kind_name((enum vs__fraud_kind)k), q.fraud_recall[k]);
+            }
+            printf("}},\"churn\":{\"alerts\":%" PRId64 ",\"precision\":%.3f,\"recall\":%.3f,"
+                   "\"median_delay_days\":%.1f},\"recommend\":{\"live_hit_rate\":%.3f}}\n",
+                   q.churn_alerts, q.churn_precision, q.churn_recall, q.churn_delay_days,
+                   q.live_hit_rate);
             vs__truth_free(truth);
         }
     }
