@@ -25,12 +25,16 @@
 static const struct vs_config_key churn_config[] = {
     {"churn.threshold", VS_CONFIG_DOUBLE, "0.2",
      "alert when P(alive) would fall below this without a further purchase"},
-    {"churn.one_time.quantile", VS_CONFIG_DOUBLE, "0.9",
-     "one-time buyers: alert after this quantile of first-to-second purchase gaps; 0: never"},
+    {"churn.one_time.quantile", VS_CONFIG_DOUBLE, "0",
+     "one-time buyers (P(alive) = 1 in BG/NBD): alert after this quantile of first-to-second "
+     "purchase gaps; 0: never"},
     {"churn.one_time.min.samples", VS_CONFIG_INT, "100",
      "repeat customers needed before the gap quantile is trusted"},
     {"churn.one_time.default.days", VS_CONFIG_DOUBLE, "60",
      "one-time buyers' gap until enough repeat customers exist"},
+    {"churn.provisional.days", VS_CONFIG_DOUBLE, "7",
+     "until the first refit, re-solve a customer's moment at least this often (priors are "
+     "another shop's)"},
     {"churn.actions", VS_CONFIG_STRING, VS_CHURN_ACTIONS_DEFAULT,
      "suggested action per tier x segment: TIER:SEGMENT=ACTION;... ('*' matches any)"},
     {NULL, 0, NULL, NULL},
@@ -39,7 +43,7 @@ static const struct vs_config_key churn_config[] = {
 /* ==== The instance ==== */
 
 struct churn {
-    double threshold, one_time_q, one_time_default_days;
+    double threshold, one_time_q, one_time_default_days, provisional_days;
     int64_t one_time_min_samples;
     struct vs_churn_actions actions;
     int64_t *c_alerts, *c_set, *c_stale, *c_rearmed, *c_no_model, *c_one_time_off, *c_given_up;
@@ -71,7 +75,8 @@ static int arm(struct churn *c, struct vs_ctx *ctx, struct vs_churn_section *cs,
         (*c->c_one_time_off)++;
         return 0;
     }
-    int64_t at = vs_churn_check_time(m, vs, c->threshold, gap, not_before);
+    int64_t at = vs_churn_timer_time(m, vs, c->threshold, gap, not_before,
+                                     (int64_t)(c->provisional_days * VS_CHURN_DAY_MS));
     if (at == INT64_MAX) {
         return 0;
     }
@@ -161,6 +166,7 @@ static int churn_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     c->one_time_q = vs_config_double(cfg, "churn.one_time.quantile");
     c->one_time_min_samples = vs_config_int(cfg, "churn.one_time.min.samples");
     c->one_time_default_days = vs_config_double(cfg, "churn.one_time.default.days");
+    c->provisional_days = vs_config_double(cfg, "churn.provisional.days");
     int rc = 0;
     if (!(c->threshold > 0 && c->threshold < 1)) {
         snprintf(errbuf, errlen, "churn.threshold: expected a probability in (0, 1), got %g",
@@ -172,6 +178,10 @@ static int churn_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     } else if (!(c->one_time_default_days > 0)) {
         snprintf(errbuf, errlen, "churn.one_time.default.days: expected > 0, got %g",
                  c->one_time_default_days);
+        rc = VS_ECONFIG;
+    } else if (!(c->provisional_days > 0)) {
+        snprintf(errbuf, errlen, "churn.provisional.days: expected > 0, got %g",
+                 c->provisional_days);
         rc = VS_ECONFIG;
     } else {
         const struct vs_value_model *m = vs_value_model_current();

@@ -3,10 +3,14 @@
  * below churn.threshold, and a churn_alert when it fires and the customer has not come back.
  *
  * The moment is solved, not polled for (vs_bgnbd_age_at_p_alive()). BG/NBD lets a customer drop
- * out only after a repeat purchase, so one-time buyers (x = 0) never fall below any threshold
- * there; for them the timer is set at the churn.one_time.quantile quantile of the population's
- * first-to-second purchase gaps: by then that share of the customers who do come back have done
- * so. A purchase cancels the timer and re-arms it; at most one alert per spell of inactivity.
+ * out only after a repeat purchase, so a one-time buyer (x = 0) is alive with probability 1: a
+ * long wait for the second purchase says the customer buys rarely, not that they have left. By
+ * default one-time buyers therefore get no churn alert; with churn.one_time.quantile > 0 they
+ * get a "no second purchase" alert at that quantile of the population's first-to-second purchase
+ * gaps, a nudge that the reason names as such. A moment solved before the first refit, with the
+ * priors of another shop, is provisional: the timer is set at most churn.provisional.days ahead
+ * and re-solved when it fires. A purchase cancels the timer and re-arms it; at most one alert per
+ * spell of inactivity.
  */
 #ifndef VS_OPERATORS_CHURN_H
 #define VS_OPERATORS_CHURN_H

@@ -11,7 +11,7 @@
 
 #include <valuestream/error.h>
 
-#define DAY_MS 86400000LL
+#define DAY_MS VS_CHURN_DAY_MS
 #define WEEK_MS (7 * DAY_MS)
 
 /* ==== The action table ==== */
@@ -127,4 +127,19 @@ int64_t vs_churn_check_time(const struct vs_value_model *m, const struct vs_valu
     }
     int64_t ts = (int64_t)ceil(t);
     return ts > not_before ? ts : not_before;
+}
+
+int64_t vs_churn_timer_time(const struct vs_value_model *m, const struct vs_value_section *s,
+                            double threshold, double one_time_gap_days, int64_t not_before,
+                            int64_t provisional_ms)
+{
+    int64_t at = vs_churn_check_time(m, s, threshold, one_time_gap_days, not_before);
+    if (at == INT64_MAX || m->fitted || provisional_ms <= 0 ||
+        not_before > INT64_MAX - provisional_ms) {
+        return at;
+    }
+    /* The priors belong to another shop: by the provisional check a refit may have replaced
+     * them, and the moment is solved again rather than missed or late. */
+    int64_t soon = not_before + provisional_ms;
+    return at < soon ? at : soon;
 }

@@ -11,6 +11,8 @@
 #include "operators/value/rfm.h"
 #include "operators/value/value_state.h"
 
+#define VS_CHURN_DAY_MS 86400000LL
+
 /*
  * The suggested action per tier x segment, from churn.actions: entries "TIER:SEGMENT=ACTION"
  * separated by ';', TIER a tier name of value.tiers (top1, top10, rest, ...) or '*', SEGMENT an
@@ -36,5 +38,14 @@ void vs_churn_actions_free(struct vs_churn_actions *a);
  */
 int64_t vs_churn_check_time(const struct vs_value_model *m, const struct vs_value_section *s,
                             double threshold, double one_time_gap_days, int64_t not_before);
+
+/*
+ * The fire time of the customer's timer: vs_churn_check_time(), except that a moment solved
+ * with the priors (m->fitted == 0) is provisional and is checked again no later than
+ * provisional_ms after not_before. INT64_MAX when no check is due.
+ */
+int64_t vs_churn_timer_time(const struct vs_value_model *m, const struct vs_value_section *s,
+                            double threshold, double one_time_gap_days, int64_t not_before,
+                            int64_t provisional_ms);
 
 #endif

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
 #include <gsl/gsl_multimin.h>
 #include <gsl/gsl_sf_gamma.h>
 #include <gsl/gsl_sf_hyperg.h>
@@ -203,12 +205,17 @@ struct objective {
     size_t dim;
     double (*mean_ll)(const void *data, const double *par, double *grad);
     const void *data;
+    double weight; /* customers behind the mean: turns curvature into standard errors */
 };
 
 /* Parameters beyond these bounds (in log space) mean the optimizer has run off to a degenerate
  * corner (e.g. alpha -> infinity); the objective refuses them so line searches turn back. */
 #define LOG_PAR_LIMIT 30.0
 #define LOG_PAR_SANE 15.0
+
+/* A log-parameter whose standard error exceeds this (a factor e^2 either way at one standard
+ * error) is not estimated by the data: the "maximum" is a point on a flat ridge or plateau. */
+#define LOG_SE_MAX 2.0
 
 static double obj_f(const gsl_vector *v, void *arg)
 {
@@ -255,6 +262,55 @@ static void obj_df(const gsl_vector *v, void *arg, gsl_vector *df)
 {
     double f;
     obj_fdf(v, arg, &f, df);
+}
+
+/*
+ * Whether theta, where the optimizer stopped, is a maximum the data identify. The gradient test
+ * alone cannot tell: far out on a ridge (rates so alike that r and alpha run off together, or a
+ * dropout probability so alike that a and b do) the gradient decays towards zero while the
+ * likelihood still creeps up, and a fit on a few days of a young shop "converges" to such a
+ * point. There the curvature vanishes too. So the Hessian of the mean log-likelihood is taken
+ * by central differences of the analytic gradient, and the maximum counts only when it is
+ * negative definite and every log-parameter's standard error (from the inverse of the
+ * information of o->weight customers) stays below LOG_SE_MAX.
+ */
+static int identified(const struct objective *o, const double *theta)
+{
+    size_t dim = o->dim;
+    const double h = 1e-4;
+    gsl_matrix *info = gsl_matrix_alloc(dim, dim);
+    if (!info) {
+        return 0;
+    }
+    int ok = 1;
+    for (size_t i = 0; i < dim && ok; i++) {
+        double par[4], gp[4] = {0}, gm[4] = {0};
+        for (int side = 0; side < 2 && ok; side++) {
+            for (size_t k = 0; k < dim; k++) {
+                par[k] = exp(theta[k] + (k == i ? (side ? -h : h) : 0));
+            }
+            ok = isfinite(o->mean_ll(o->data, par, side ? gm : gp));
+        }
+        for (size_t j = 0; j < dim && ok; j++) {
+            /* information = minus the Hessian; symmetrised below */
+            gsl_matrix_set(info, i, j, -(gp[j] - gm[j]) / (2 * h));
+        }
+    }
+    for (size_t i = 0; i < dim && ok; i++) {
+        for (size_t j = 0; j < i; j++) {
+            double m = 0.5 * (gsl_matrix_get(info, i, j) + gsl_matrix_get(info, j, i));
+            gsl_matrix_set(info, i, j, m);
+            gsl_matrix_set(info, j, i, m);
+        }
+    }
+    ok = ok && gsl_linalg_cholesky_decomp1(info) == GSL_SUCCESS &&
+         gsl_linalg_cholesky_invert(info) == GSL_SUCCESS;
+    for (size_t i = 0; i < dim && ok; i++) {
+        double var = gsl_matrix_get(info, i, i) / o->weight;
+        ok = isfinite(var) && var > 0 && sqrt(var) < LOG_SE_MAX;
+    }
+    gsl_matrix_free(info);
+    return ok;
 }
 
 /*
@@ -359,12 +415,39 @@ static int minimise(const struct objective *o, double *theta, double *mean_ll, i
         par[i] = exp(best[i]);
     }
     double ll = o->mean_ll(o->data, par, NULL);
-    if (!isfinite(ll)) {
+    if (!isfinite(ll) || !identified(o, best)) {
         return VS_ENOCONV;
     }
     memcpy(theta, best, dim * sizeof *best);
     *mean_ll = ll;
     return 0;
+}
+
+/*
+ * minimise() from each of nstarts starting points (rows of o->dim log-parameters) in turn, until
+ * one reaches an identified maximum; theta receives it. The first start is the caller's (the
+ * previous fit): cheap when the population has moved little. The others are fixed points that do
+ * not depend on any earlier fit, so a fit that once went wrong, or parameters of another shop,
+ * cannot trap every later refit in a region where the optimizer makes no progress.
+ */
+static int minimise_from(const struct objective *o, const double *starts, size_t nstarts,
+                         double *theta, double *mean_ll, int *iters_out)
+{
+    int rc = VS_ENOCONV, total = 0;
+    for (size_t k = 0; k < nstarts && rc == VS_ENOCONV; k++) {
+        double t[4];
+        int it = 0;
+        memcpy(t, starts + k * o->dim, o->dim * sizeof *t);
+        rc = minimise(o, t, mean_ll, &it);
+        total += it;
+        if (rc == 0) {
+            memcpy(theta, t, o->dim * sizeof *t);
+        }
+    }
+    if (iters_out) {
+        *iters_out = total;
+    }
+    return rc;
 }
 
 /* ==== BG/NBD fit ==== */
@@ -402,7 +485,7 @@ int vs_bgnbd_fit(const struct vs_bgnbd_row *rows, size_t n, struct vs_bgnbd *par
     if (iterations) {
         *iterations = 0;
     }
-    double wsum = 0, repeat_w = 0;
+    double wsum = 0, repeat_w = 0, xsum = 0, tsum = 0;
     int sorted = 1;
     for (size_t i = 0; i < n; i++) {
         const struct vs_bgnbd_row *r = &rows[i];
@@ -412,6 +495,8 @@ int vs_bgnbd_fit(const struct vs_bgnbd_row *rows, size_t n, struct vs_bgnbd *par
         }
         wsum += r->weight;
         repeat_w += r->x > 0 ? r->weight : 0;
+        xsum += r->x * r->weight;
+        tsum += r->T * r->weight;
         if (i > 0 && rows[i - 1].x > r->x) {
             sorted = 0;
         }
@@ -430,11 +515,18 @@ int vs_bgnbd_fit(const struct vs_bgnbd_row *rows, size_t n, struct vs_bgnbd *par
         rows = copy;
     }
     struct vs_bgnbd start = bgnbd_valid(params) ? *params : vs_bgnbd_prior;
-    double theta[4] = {log(start.r), log(start.alpha), log(start.a), log(start.b)};
+    /* Besides the caller's start: the priors, and a start from the data alone (r = 1 with the
+     * population's mean repeat rate, a dropout probability of a third). */
+    double rate = xsum / tsum > 1e-9 ? xsum / tsum : 1e-9;
+    double starts[3][4] = {{log(start.r), log(start.alpha), log(start.a), log(start.b)},
+                           {log(vs_bgnbd_prior.r), log(vs_bgnbd_prior.alpha), log(vs_bgnbd_prior.a),
+                            log(vs_bgnbd_prior.b)},
+                           {0, -log(rate), 0, log(2)}};
+    double theta[4];
     struct bgnbd_data d = {rows, n, wsum};
-    struct objective o = {4, bgnbd_obj, &d};
+    struct objective o = {4, bgnbd_obj, &d, wsum};
     double mll;
-    int rc = minimise(&o, theta, &mll, iterations);
+    int rc = minimise_from(&o, (const double *)starts, 3, theta, &mll, iterations);
     free(copy);
     if (rc != 0) {
         return rc;
@@ -466,7 +558,7 @@ int vs_gg_fit(const struct vs_gg_row *rows, size_t n, struct vs_gg *params, int 
     if (iterations) {
         *iterations = 0;
     }
-    double wsum = 0;
+    double wsum = 0, msum = 0;
     for (size_t i = 0; i < n; i++) {
         const struct vs_gg_row *r = &rows[i];
         if (!(r->x > 0 && r->m > 0 && r->weight >= 0) || !isfinite(r->m) || !isfinite(r->log_m) ||
@@ -474,16 +566,23 @@ int vs_gg_fit(const struct vs_gg_row *rows, size_t n, struct vs_gg *params, int 
             return VS_EINVAL;
         }
         wsum += r->weight;
+        msum += r->m * r->weight;
     }
     if (n == 0 || wsum <= 0) {
         return VS_EINVAL;
     }
     struct vs_gg start = gg_valid(params) ? *params : vs_gg_prior;
-    double theta[3] = {log(start.p), log(start.q), log(start.gamma)};
+    /* Besides the caller's start: the priors, and one from the data alone (p = 1, q = 2, so that
+     * the mean spend p gamma / (q - 1) is the population's). */
+    double mean_m = msum / wsum;
+    double starts[3][3] = {{log(start.p), log(start.q), log(start.gamma)},
+                           {log(vs_gg_prior.p), log(vs_gg_prior.q), log(vs_gg_prior.gamma)},
+                           {0, log(2), log(mean_m)}};
+    double theta[3];
     struct gg_data d = {rows, n, wsum};
-    struct objective o = {3, gg_obj, &d};
+    struct objective o = {3, gg_obj, &d, wsum};
     double mll;
-    int rc = minimise(&o, theta, &mll, iterations);
+    int rc = minimise_from(&o, (const double *)starts, 3, theta, &mll, iterations);
     if (rc != 0) {
         return rc;
     }

@@ -174,13 +174,16 @@ static void refit_apply(struct value *v)
 {
     const struct vs_clv_fit *f = &v->result;
     (*v->c_refits)++;
-    if (f->bg_rc == VS_ENOCONV || f->gg_rc == VS_ENOCONV) {
+    int bg_failed = f->bg_rc == VS_ENOCONV, gg_failed = f->gg_rc == VS_ENOCONV;
+    if (bg_failed || gg_failed) {
         (*v->c_noconv)++;
         vs_log(VS_LOG_WARN,
-               "value: refit on %.0f customers: %s%s did not converge; keeping the previous "
-               "parameters",
-               f->bg_weight, f->bg_rc == VS_ENOCONV ? "BG/NBD " : "",
-               f->gg_rc == VS_ENOCONV ? "Gamma-Gamma " : "");
+               "value: refit on %.0f customers: %s did not converge to a maximum the data "
+               "identify; keeping the previous parameters",
+               f->bg_weight,
+               bg_failed && gg_failed ? "BG/NBD and Gamma-Gamma"
+               : bg_failed            ? "BG/NBD"
+                                      : "Gamma-Gamma");
     }
     vs_value_apply_fit(&v->core, f);
     vs_log(VS_LOG_DEBUG,

@@ -50,17 +50,25 @@ static void test_actions(void **state)
     vs_churn_actions_free(&a);
 }
 
+/* The priors as the model in force, and a customer first seen on day 10000 with x repeat
+ * transaction days, the latest on last_day. */
+static void setup(struct vs_value_model *m, struct vs_value_section *s, uint32_t x,
+                  int32_t last_day)
+{
+    memset(m, 0, sizeof *m);
+    m->bg = vs_bgnbd_prior;
+    memset(s, 0, sizeof *s);
+    s->first_day = 10000;
+    s->last_day = last_day;
+    s->x = x;
+    s->purchases = x + 1;
+}
+
 static void test_check_time(void **state)
 {
     struct vs_value_model m;
-    memset(&m, 0, sizeof m);
-    m.bg = (struct vs_bgnbd){.r = 0.243, .alpha = 4.414, .a = 0.793, .b = 2.426};
     struct vs_value_section s;
-    memset(&s, 0, sizeof s);
-    s.first_day = 10000;
-    s.last_day = 10070;
-    s.x = 4;
-    s.purchases = 5;
+    setup(&m, &s, 4, 10070);
     int64_t last_ts = (int64_t)s.last_day * DAY + 5000;
     for (double thr = 0.1; thr < 0.8; thr += 0.1) {
         int64_t at = vs_churn_check_time(&m, &s, thr, 30, last_ts + 1);
@@ -94,11 +102,36 @@ static void test_check_time(void **state)
     assert_true(vs_churn_check_time(&m, &s, 1.5, 45, 0) == INT64_MAX);
 }
 
+/* Before the first refit the solved moment is provisional: checked again within the
+ * provisional period, never later than the moment itself; after it, the moment as solved. */
+static void test_timer_time_provisional_before_fit(void **state)
+{
+    struct vs_value_model m;
+    struct vs_value_section s;
+    setup(&m, &s, 1, 10014);
+    int64_t now = (int64_t)s.last_day * DAY + 1;
+    int64_t solved = vs_churn_check_time(&m, &s, 0.2, 0, now);
+    assert_true(solved > now + 30 * DAY); /* the priors' slow shop: far out */
+    assert_true(vs_churn_timer_time(&m, &s, 0.2, 0, now, 7 * DAY) == now + 7 * DAY);
+    /* A moment sooner than the provisional check is kept. */
+    assert_true(vs_churn_timer_time(&m, &s, 0.2, 0, now, solved - now + DAY) == solved);
+    m.fitted = 1;
+    assert_true(vs_churn_timer_time(&m, &s, 0.2, 0, now, 7 * DAY) == solved);
+    /* No check due stays no check, fitted or not. */
+    m.fitted = 0;
+    assert_true(vs_churn_timer_time(&m, &s, 1.5, 0, now, 7 * DAY) == INT64_MAX);
+    struct vs_value_section once = s;
+    once.x = 0;
+    once.last_day = once.first_day;
+    assert_true(vs_churn_timer_time(&m, &once, 0.2, 0, now, 7 * DAY) == INT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_check_time),
+        cmocka_unit_test(test_timer_time_provisional_before_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
