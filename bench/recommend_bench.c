@@ -6,9 +6,17 @@
  *   update_us_median      median time of vs_rec_learn (fold-in + item step + co-occurrence +
  *                         popularity) at k = 64, customers with full recent-item lists
  *   top20_ratio           median vs_rec_top(n = 20) / median bare cblas_sgemv, 100k items, k 64
+ *   stream                the operator's path on the engine's default synthetic shop (the
+ *                         generator's 300k events of 20k customers over 2000 items, 60 days, seed
+ *                         1): per event vs_rec_learn, vs_rec_list_due and, when a list is due,
+ *                         vs_rec_top; thread CPU per event (best of 3 replays), and the wall
+ *                         time of learning per event and of a list (median of the 3). Avro and
+ *                         Kafka are not in it: this is the recommender's share of the engine's
+ *                         CPU, without the encoding of the lists it sends.
  *
  * Prints a JSON object as its last line and writes it to bench/results/recommend.json. Run from
- * the repository root.
+ * the repository root. `recommend_bench stream` runs and prints the stream part alone (quick, for
+ * trying a change) and writes nothing.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +26,7 @@
 
 #include <cblas.h>
 
+#include "engine/gen.h"
 #include "operators/recommend/recommender.h"
 
 #define ITEMS 100000
@@ -51,18 +60,197 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* ==== The synthetic shop's stream ==== */
+
+/* One generated event, kept in memory so that the replay measures the recommender alone. */
+struct stream_event {
+    int32_t customer;
+    enum vs_event_type type;
+    uint32_t item; /* offset of the item id in the pool; 0 is the empty id */
+    int64_t ts;
+};
+
+struct stream {
+    struct stream_event *ev;
+    size_t n, cap;
+    char *pool;
+    size_t pool_len, pool_cap;
+    char **users; /* open addressing: user ids, NULL = empty */
+    int32_t *user_ix;
+    uint32_t nslots;
+    int32_t customers;
+};
+
+static int stream_sink(void *arg, const struct vs_event *ev)
+{
+    struct stream *s = arg;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 65536;
+        s->ev = realloc(s->ev, s->cap * sizeof(*s->ev));
+    }
+    size_t len = ev->item_id ? strlen(ev->item_id) : 0;
+    if (s->pool_len + len + 1 > s->pool_cap) {
+        s->pool_cap = s->pool_cap ? 2 * s->pool_cap : 1 << 20;
+        s->pool = realloc(s->pool, s->pool_cap);
+    }
+    if (!s->ev || !s->pool) {
+        return -1;
+    }
+    uint32_t item = 0;
+    if (len > 0) {
+        item = (uint32_t)s->pool_len;
+        memcpy(s->pool + s->pool_len, ev->item_id, len + 1);
+        s->pool_len += len + 1;
+    }
+    uint32_t slot = (uint32_t)vs_mf_hash(ev->user_id, 3) & (s->nslots - 1);
+    while (s->users[slot] && strcmp(s->users[slot], ev->user_id) != 0) {
+        slot = (slot + 1) & (s->nslots - 1);
+    }
+    if (!s->users[slot]) {
+        s->users[slot] = strdup(ev->user_id);
+        s->user_ix[slot] = s->customers++;
+    }
+    s->ev[s->n++] = (struct stream_event){s->user_ix[slot], ev->type, item, ev->ts};
+    return 0;
+}
+
+struct stream_result {
+    double us_per_event, learn_us, top_us_per_list, lists_per_event;
+    int64_t events, lists;
+    uint64_t hash;
+};
+
+/* One replay through a fresh recommender with the default parameters, as the operator runs it. */
+static int stream_replay(const struct stream *s, struct stream_result *res)
+{
+    struct vs_rec_params p;
+    vs_rec_params_default(&p);
+    char err[256];
+    struct vs_rec *rec = vs_rec_new(&p, err, sizeof(err));
+    struct vs_rec_customer *cust = calloc((size_t)s->customers, sizeof(*cust));
+    if (!rec || !cust) {
+        fprintf(stderr, "recommend_bench: %s\n", rec ? "out of memory" : err);
+        return -1;
+    }
+    struct vs_rec_entry list[VS_REC_MAX_N];
+    double learn = 0, top = 0;
+    uint64_t hash = 0xcbf29ce484222325ull; /* of every list: the same input, the same lists */
+    int64_t lists = 0;
+    double c0 = cpu_us();
+    for (size_t e = 0; e < s->n; e++) {
+        const struct stream_event *ev = &s->ev[e];
+        struct vs_rec_customer *cu = &cust[ev->customer];
+        double t0 = now_us();
+        int32_t rc = vs_rec_learn(rec, cu, ev->type, s->pool + ev->item, ev->ts);
+        double t1 = now_us();
+        learn += t1 - t0;
+        if (rc >= 0 && vs_rec_list_due(rec, cu, ev->type, ev->ts) == VS_REC_DUE) {
+            int n = vs_rec_top(rec, cu, p.n, NULL, 0, list);
+            double t2 = now_us();
+            top += t2 - t1;
+            if (n > 0) {
+                vs_rec_remember_list(cu, list, n, ev->ts);
+                for (int i = 0; i < n; i++) {
+                    uint32_t bits;
+                    memcpy(&bits, &list[i].score, sizeof(bits));
+                    uint64_t v[3] = {(uint64_t)list[i].item, bits,
+                                     (uint64_t)list[i].reason << 32 | (uint32_t)list[i].related};
+                    for (int w = 0; w < 3; w++) {
+                        hash = (hash ^ v[w]) * 0x100000001b3ull;
+                    }
+                }
+                lists++;
+            }
+        }
+    }
+    double total = cpu_us() - c0;
+    res->us_per_event = total / (double)s->n;
+    res->learn_us = learn / (double)s->n;
+    res->top_us_per_list = lists ? top / (double)lists : 0;
+    res->lists_per_event = (double)lists / (double)s->n;
+    res->lists = lists;
+    res->events = (int64_t)s->n;
+    res->hash = hash;
+    free(cust);
+    vs_rec_free(rec);
+    return 0;
+}
+
+static int bench_stream(struct stream_result *out)
+{
+    struct vs__gen_options o;
+    vs__gen_options_default(&o);
+    o.customers = 20000;
+    o.items = 2000;
+    o.events = 300000;
+    o.days = 60;
+    o.seed = 1;
+    struct stream s = {0};
+    s.nslots = 1u << 16;
+    s.users = calloc(s.nslots, sizeof(char *));
+    s.user_ix = calloc(s.nslots, sizeof(int32_t));
+    s.pool = malloc(1);
+    s.pool_cap = 1;
+    s.pool_len = 1;
+    if (!s.users || !s.user_ix || !s.pool) {
+        return -1;
+    }
+    s.pool[0] = 0;
+    int rc = vs__gen_run(&o, stream_sink, &s, NULL);
+    struct stream_result r[3];
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        rc = stream_replay(&s, &r[i]);
+    }
+    if (rc == 0) {
+        double learn[3], top[3];
+        *out = r[0];
+        for (int i = 0; i < 3; i++) {
+            learn[i] = r[i].learn_us;
+            top[i] = r[i].top_us_per_list;
+            if (r[i].us_per_event < out->us_per_event) {
+                out->us_per_event = r[i].us_per_event;
+            }
+        }
+        if (r[1].hash != r[0].hash || r[2].hash != r[0].hash) {
+            fprintf(stderr, "recommend_bench: replays of one stream gave different lists\n");
+            rc = -1;
+        }
+        out->learn_us = median(learn, 3);
+        out->top_us_per_list = median(top, 3);
+    }
+    for (uint32_t i = 0; i < s.nslots; i++) {
+        free(s.users[i]);
+    }
+    free(s.users);
+    free(s.user_ix);
+    free(s.pool);
+    free(s.ev);
+    return rc;
+}
+
 static uint64_t next(uint64_t *s)
 {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
     return *s >> 33;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     /* The engine runs operators on one loop thread per process (more cores come from more
      * partitions and processes), so the BLAS calls are measured single-threaded: OpenBLAS's own
      * threads would make the bare sgemv faster and every small call slower. */
     openblas_set_num_threads(1);
+    if (argc > 1 && strcmp(argv[1], "stream") == 0) {
+        struct stream_result st;
+        if (bench_stream(&st) < 0) {
+            return 1;
+        }
+        printf("{\"events\":%lld,\"us_per_event\":%.2f,\"learn_us_per_event\":%.2f,"
+               "\"top_us_per_list\":%.2f,\"lists\":%lld,\"lists_hash\":\"%016llx\"}\n",
+               (long long)st.events, st.us_per_event, st.learn_us, st.top_us_per_list,
+               (long long)st.lists, (unsigned long long)st.hash);
+        return 0;
+    }
     struct vs_rec_params p;
     vs_rec_params_default(&p);
     p.mf.k = 64;
@@ -152,6 +340,12 @@ int main(void)
     double top_us = median(t, TOP_REPS);
     double sgemv_us = median(tg, TOP_REPS);
 
+    struct stream_result st = {0};
+    if (bench_stream(&st) < 0) {
+        fprintf(stderr, "recommend_bench: the synthetic stream failed\n");
+        return 1;
+    }
+
     /* Quality: the eval command on the Diginetica sample, its JSON as a sub-object. */
     char line[4096], last[4096] = "null";
     FILE *ev = popen(VS_BIN " eval recommend --input ../shared/data/diginetica/"
@@ -174,9 +368,14 @@ int main(void)
              "\"customer_eals_us_median\":%.2f,\"customer_exact_us_median\":%.2f,"
              "\"item_step_us_median\":%.2f,"
              "\"top20_us_median\":%.1f,\"sgemv_us_median\":%.1f,\"top20_ratio\":%.3f,"
-             "\"rejected\":%lld,\"diginetica\":%s}",
+             "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
+             "\"learn_us_per_event\":%.2f,\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,"
+             "\"lists_hash\":\"%016llx\"},"
+             "\"diginetica\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, top_us,
-             sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected, last);
+             sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected,
+             (long long)st.events, st.us_per_event, st.learn_us, st.top_us_per_list,
+             st.lists_per_event, (unsigned long long)st.hash, last);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");

@@ -30,6 +30,11 @@ struct recommend {
     double *hit_rate, *items, *version;
     int64_t rejected_seen;
     struct vs_rec_entry list[VS_REC_MAX_N];
+    /* Field positions in the recommendation schema, looked up by name on the first list: a
+     * lookup by name hashes and compares strings, some eighty times per list. */
+    int fields_known;
+    size_t f_user, f_ts, f_trigger, f_version, f_items;
+    size_t f_item_id, f_score, f_reason, f_related;
 };
 
 /* The engine's typed config, turned back into text for the one parser of recommend.* keys. */
@@ -129,6 +134,25 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
         }                                                                                          \
     } while (0)
 
+/* The positions of the named fields of a recommendation and of one of its entries. */
+static int find_fields(struct recommend *op, avro_value_t *rec)
+{
+    avro_value_t field, arr, elem;
+    AV(avro_value_get_by_name(rec, "user_id", &field, &op->f_user));
+    AV(avro_value_get_by_name(rec, "ts", &field, &op->f_ts));
+    AV(avro_value_get_by_name(rec, "trigger_event_id", &field, &op->f_trigger));
+    AV(avro_value_get_by_name(rec, "model_version", &field, &op->f_version));
+    AV(avro_value_get_by_name(rec, "items", &arr, &op->f_items));
+    AV(avro_value_append(&arr, &elem, NULL));
+    AV(avro_value_get_by_name(&elem, "item_id", &field, &op->f_item_id));
+    AV(avro_value_get_by_name(&elem, "score", &field, &op->f_score));
+    AV(avro_value_get_by_name(&elem, "reason", &field, &op->f_reason));
+    AV(avro_value_get_by_name(&elem, "related_item_id", &field, &op->f_related));
+    AV(avro_value_reset(&arr));
+    op->fields_known = 1;
+    return 0;
+}
+
 static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event *ev,
                 const struct vs_rec_entry *list, int n)
 {
@@ -137,25 +161,31 @@ static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event 
     if (!rec) {
         return VS_ESCHEMA;
     }
+    if (!op->fields_known) {
+        int rc = find_fields(op, rec);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     avro_value_t field, arr, elem, sub, branch;
-    AV(avro_value_get_by_name(rec, "user_id", &field, NULL));
+    AV(avro_value_get_by_index(rec, op->f_user, &field, NULL));
     AV(avro_value_set_string(&field, ev->user_id));
-    AV(avro_value_get_by_name(rec, "ts", &field, NULL));
+    AV(avro_value_get_by_index(rec, op->f_ts, &field, NULL));
     AV(avro_value_set_long(&field, ev->ts));
-    AV(avro_value_get_by_name(rec, "trigger_event_id", &field, NULL));
+    AV(avro_value_get_by_index(rec, op->f_trigger, &field, NULL));
     AV(avro_value_set_string(&field, ev->event_id ? ev->event_id : ""));
-    AV(avro_value_get_by_name(rec, "model_version", &field, NULL));
+    AV(avro_value_get_by_index(rec, op->f_version, &field, NULL));
     AV(avro_value_set_long(&field, vs_rec_stats(op->rec).learned));
-    AV(avro_value_get_by_name(rec, "items", &arr, NULL));
+    AV(avro_value_get_by_index(rec, op->f_items, &arr, NULL));
     for (int e = 0; e < n; e++) {
         AV(avro_value_append(&arr, &elem, NULL));
-        AV(avro_value_get_by_name(&elem, "item_id", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, op->f_item_id, &sub, NULL));
         AV(avro_value_set_string(&sub, vs_mf_item_id(mf, list[e].item)));
-        AV(avro_value_get_by_name(&elem, "score", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, op->f_score, &sub, NULL));
         AV(avro_value_set_double(&sub, (double)list[e].score));
-        AV(avro_value_get_by_name(&elem, "reason", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, op->f_reason, &sub, NULL));
         AV(avro_value_set_enum(&sub, (int)list[e].reason));
-        AV(avro_value_get_by_name(&elem, "related_item_id", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, op->f_related, &sub, NULL));
         if (list[e].reason == VS_REC_TOGETHER && list[e].related >= 0) {
             AV(avro_value_set_branch(&sub, 1, &branch));
             AV(avro_value_set_string(&branch, vs_mf_item_id(mf, list[e].related)));
@@ -168,8 +198,10 @@ static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event 
 }
 
 /*
- * Live quality is checked before learning, against the list the customer had when they acted.
- * Only positive interactions count: taking an item back says nothing about the list.
+ * Live quality is checked against the list the customer had when they acted: learning does not
+ * touch the last list, so the check runs on the row that learning found, with no second lookup
+ * of the item id. An item the model does not hold (new, refused) was in no list: a miss. Only
+ * positive interactions count: taking an item back says nothing about the list.
  */
 static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_event *ev,
                               void *section)
@@ -179,14 +211,14 @@ static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_ev
     const struct vs_rec_params *p = vs_rec_params(op->rec);
     int gives = ev->type == VS_EVENT_VIEW || ev->type == VS_EVENT_ADD_TO_CART ||
                 ev->type == VS_EVENT_PURCHASE;
-    if (gives && ev->item_id && *ev->item_id && cu->n_last > 0) {
-        int32_t item = vs_mf_find(vs_rec_mf(op->rec), ev->item_id);
+    int checks = gives && ev->item_id && *ev->item_id && cu->n_last > 0;
+    int32_t rc = vs_rec_learn(op->rec, cu, ev->type, ev->item_id, ev->ts);
+    if (checks) {
         (*op->live_checks)++;
-        if (item >= 0 && vs_rec_in_last_list(cu, item) == 1) {
+        if (rc >= 0 && vs_rec_in_last_list(cu, rc) == 1) {
             (*op->live_hits)++;
         }
     }
-    int32_t rc = vs_rec_learn(op->rec, cu, ev->type, ev->item_id, ev->ts);
     int64_t rejected = vs_rec_stats(op->rec).rejected;
     *op->rejected += rejected - op->rejected_seen;
     op->rejected_seen = rejected;
@@ -202,19 +234,11 @@ static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_ev
         }
         return 0;
     }
-    int trigger = ev->type == VS_EVENT_PURCHASE || ev->type == VS_EVENT_ADD_TO_CART;
-    if (ev->type == VS_EVENT_VIEW) {
-        if (cu->views_since_sent < UINT16_MAX) {
-            cu->views_since_sent++;
-        }
-        trigger = cu->views_since_sent >= p->every_views;
-    }
-    if (!trigger) {
-        return 0;
-    }
-    int sent_before = cu->n_last > 0 || cu->last_sent_ts != 0;
-    if (sent_before && ev->ts - cu->last_sent_ts < p->min_interval_ms) {
+    enum vs_rec_due due = vs_rec_list_due(op->rec, cu, ev->type, ev->ts);
+    if (due == VS_REC_THROTTLED) {
         (*op->throttled)++;
+    }
+    if (due != VS_REC_DUE) {
         return 0;
     }
     int n = vs_rec_top(op->rec, cu, p->n, NULL, 0, op->list);

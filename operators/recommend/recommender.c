@@ -788,6 +788,26 @@ int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const 
     return m;
 }
 
+enum vs_rec_due vs_rec_list_due(const struct vs_rec *r, struct vs_rec_customer *cu,
+                                enum vs_event_type type, int64_t ts)
+{
+    int trigger = type == VS_EVENT_PURCHASE || type == VS_EVENT_ADD_TO_CART;
+    if (type == VS_EVENT_VIEW) {
+        if (cu->views_since_sent < UINT16_MAX) {
+            cu->views_since_sent++;
+        }
+        trigger = cu->views_since_sent >= r->p.every_views;
+    }
+    if (!trigger) {
+        return VS_REC_NOT_DUE;
+    }
+    int sent_before = cu->n_last > 0 || cu->last_sent_ts != 0;
+    if (sent_before && ts - cu->last_sent_ts < r->p.min_interval_ms) {
+        return VS_REC_THROTTLED;
+    }
+    return VS_REC_DUE;
+}
+
 void vs_rec_remember_list(struct vs_rec_customer *cu, const struct vs_rec_entry *out, int n,
                           int64_t ts)
 {

@@ -131,6 +131,18 @@ int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const 
 /* Mark an item unavailable (never recommended) or available again. 0 or VS_EINVAL. */
 int vs_rec_set_available(struct vs_rec *r, int32_t item, int available);
 
+/* What an interaction the customer just made asks of the list (vs_rec_list_due). */
+enum vs_rec_due { VS_REC_NOT_DUE = 0, VS_REC_DUE = 1, VS_REC_THROTTLED = 2 };
+
+/*
+ * Whether a learned interaction of type at event time ts calls for a fresh list: a purchase or
+ * an add-to-cart always does, a view every every_views views (counted here), and none within
+ * min_interval_ms of the last list sent (VS_REC_THROTTLED). Decided before any scoring, so an
+ * event that sends nothing costs no top-N.
+ */
+enum vs_rec_due vs_rec_list_due(const struct vs_rec *r, struct vs_rec_customer *cu,
+                                enum vs_event_type type, int64_t ts);
+
 /* Remember out[0..n) as the customer's last list and ts as when it was sent. */
 void vs_rec_remember_list(struct vs_rec_customer *cu, const struct vs_rec_entry *out, int n,
                           int64_t ts);

@@ -541,6 +541,36 @@ static void last_list_and_live_check(void **state)
     assert_int_equal(vs_rec_in_last_list(&cu, 4), 0);
 }
 
+/* A list is due after a purchase, an add-to-cart or every every_views views, and never within
+ * min_interval_ms of the last one sent; the decision comes before any scoring. */
+static void list_due_follows_triggers_and_interval(void **state)
+{
+    struct vs_rec_params p = small_params();
+    p.every_views = 3;
+    p.min_interval_ms = 10000;
+    struct vs_rec *r = make(&p);
+    struct vs_rec_customer cu;
+    memset(&cu, 0, sizeof(cu));
+    struct vs_rec_entry l[1] = {{0, 1, VS_REC_MODEL, -1}};
+    int64_t ts = 1700000000000LL;
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts), VS_REC_NOT_DUE);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 1), VS_REC_NOT_DUE);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 2), VS_REC_DUE);
+    vs_rec_remember_list(&cu, l, 1, ts + 2);
+    /* Within the interval even a purchase waits; taking back never asks for a list. */
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_PURCHASE, ts + 9000), VS_REC_THROTTLED);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_REFUND, ts + 20000), VS_REC_NOT_DUE);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_ADD_TO_CART, ts + 10002), VS_REC_DUE);
+    /* Views counted while throttled still count toward the next list. */
+    vs_rec_remember_list(&cu, l, 1, ts + 10002);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 10003), VS_REC_NOT_DUE);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 10004), VS_REC_NOT_DUE);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 10005), VS_REC_THROTTLED);
+    assert_int_equal(vs_rec_list_due(r, &cu, VS_EVENT_VIEW, ts + 30000), VS_REC_DUE);
+    assert_int_equal(cu.views_since_sent, 4);
+    vs_rec_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +582,7 @@ int main(void)
         cmocka_unit_test(bad_events_and_take_backs),
         cmocka_unit_test(checkpoint_round_trip_and_determinism),
         cmocka_unit_test(last_list_and_live_check),
+        cmocka_unit_test(list_due_follows_triggers_and_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
