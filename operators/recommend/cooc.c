@@ -171,6 +171,11 @@ float vs_cooc_total(const struct vs_cooc *c, int32_t i)
     return c->tot[i];
 }
 
+const float *vs_cooc_totals(const struct vs_cooc *c)
+{
+    return c->tot;
+}
+
 float vs_cooc_get(const struct vs_cooc *c, int32_t i, int32_t j)
 {
     const int32_t *nb = vs_cooc_neighbours(c, i);

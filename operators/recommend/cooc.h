@@ -49,6 +49,8 @@ const int32_t *vs_cooc_neighbours(const struct vs_cooc *c, int32_t i);
 const float *vs_cooc_weights(const struct vs_cooc *c, int32_t i);
 /* All weight ever added to i's list, evicted neighbours included: how much i co-occurs. */
 float vs_cooc_total(const struct vs_cooc *c, int32_t i);
+/* The totals of every item, indexed by item (valid until the next vs_cooc_reserve). */
+const float *vs_cooc_totals(const struct vs_cooc *c);
 /* The weight of neighbour j in i's list, 0 when absent. */
 float vs_cooc_get(const struct vs_cooc *c, int32_t i, int32_t j);
 

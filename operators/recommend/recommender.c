@@ -19,6 +19,10 @@
 #include <string.h>
 #include <strings.h>
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 #include <valuestream/error.h>
 
 /* ==== Configuration ==== */
@@ -262,6 +266,7 @@ struct vs_rec {
     int stats_dirty;
     int32_t cap;          /* size of the per-item scratch below */
     float *scores;        /* blended score per item */
+    float *model;         /* model score per item (the sgemv's output) */
     float *co;            /* co-occurrence score per item, zero outside touched */
     float *co_best;       /* largest single contribution to co */
     int32_t *co_rel;      /* the customer's item behind co_best */
@@ -309,6 +314,7 @@ void vs_rec_free(struct vs_rec *r)
     vs_cooc_free(r->cooc);
     vs_pop_free(r->pop);
     free(r->scores);
+    free(r->model);
     free(r->co);
     free(r->co_best);
     free(r->co_rel);
@@ -364,6 +370,11 @@ static int reserve_items(struct vs_rec *r, int32_t n)
         return VS_ENOMEM;
     }
     r->scores = scores;
+    float *model = realloc(r->model, (size_t)cap * sizeof(float));
+    if (!model) {
+        return VS_ENOMEM;
+    }
+    r->model = model;
     float *co = realloc(r->co, (size_t)cap * sizeof(float));
     if (!co) {
         return VS_ENOMEM;
@@ -608,33 +619,133 @@ static void sift_up(struct heap_ent *h, int at)
     }
 }
 
-/* Scores are visited in index order, so a candidate that merely ties the worst kept entry
- * ranks after it: the test against the heap's top is one float comparison. */
+/* ==== Four floats at a time ====
+ *
+ * The build is -O2 for a baseline x86-64, where the vectorizer leaves loops of a run-time
+ * length scalar; the passes over the catalogue below are written with the compiler's vector
+ * extension instead (SSE2's 16-byte registers, which every x86-64 has). Loads and stores go
+ * through memcpy: no alignment is assumed.
+ */
+typedef float vs__v4sf __attribute__((vector_size(16)));
+
+static inline vs__v4sf ld4f(const float *p)
+{
+    vs__v4sf v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline void st4f(float *p, vs__v4sf v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+#define VS__SELECT_BLOCK 8         /* scores per block of the select's first pass, at least */
+#define VS__SELECT_MAX_BLOCKS 4096 /* blocks grow beyond this many (the maxima sit on the stack)   \
+                                    */
+
+/* The largest of s[0..n), -infinity for none (NaN never wins). The data is always maxps's first
+ * operand: maxps returns its second when either is NaN, so a NaN never enters the maximum. */
+static float block_max(const float *s, int n)
+{
+    float mx = -INFINITY;
+    int i = 0;
+#if defined(__SSE__)
+    if (n >= 8) {
+        __m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0;
+        for (; i + 8 <= n; i += 8) {
+            m0 = _mm_max_ps(_mm_loadu_ps(s + i), m0);
+            m1 = _mm_max_ps(_mm_loadu_ps(s + i + 4), m1);
+        }
+        m0 = _mm_max_ps(m0, m1);
+        m0 = _mm_max_ps(m0, _mm_movehl_ps(m0, m0));
+        m0 = _mm_max_ss(m0, _mm_shuffle_ps(m0, m0, 1));
+        mx = _mm_cvtss_f32(m0);
+    }
+#endif
+    for (; i < n; i++) {
+        mx = s[i] > mx ? s[i] : mx;
+    }
+    return mx;
+}
+
+/* The n-th largest of v[0..count) (n <= count, n <= VS_REC_MAX_N), with a min-heap of n. */
+static float nth_largest(const float *v, int32_t count, int n)
+{
+    struct heap_ent h[VS_REC_MAX_N];
+    for (int m = 0; m < n; m++) {
+        h[m].s = v[m];
+        h[m].i = 0;
+        sift_up(h, m);
+    }
+    for (int32_t b = n; b < count; b++) {
+        if (v[b] > h[0].s) {
+            h[0].s = v[b];
+            sift_down(h, n, 0);
+        }
+    }
+    return h[0].s;
+}
+
+/*
+ * Two passes. The first takes the maximum of each block of scores; the n-th largest of those
+ * maxima, T, is a floor under the answer: n different blocks hold a score >= T, so the best n
+ * scores are all >= T. The second pass feeds the heap only from blocks whose maximum reaches T,
+ * and inside them only scores >= T. Over a catalogue of random scores nearly every block is
+ * skipped and the heap sees little more than its n winners, where one pass would replace the
+ * heap's top some n ln(count / n) times. The result is exactly the one-pass heap's: the scores
+ * left out could never have entered it. Scores are visited in index order, so a candidate that
+ * merely ties the worst kept entry ranks after it: the test against the heap's top is one float
+ * comparison.
+ */
 int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
 {
     struct heap_ent h[VS_REC_MAX_N];
+    float bmax[VS__SELECT_MAX_BLOCKS];
     if (n > VS_REC_MAX_N) {
         n = VS_REC_MAX_N;
     }
     if (n <= 0) {
         return 0;
     }
-    int m = 0;
-    int32_t i = 0;
-    for (; i < count && m < n; i++) {
-        if (scores[i] > -INFINITY) {
-            h[m].s = scores[i];
-            h[m].i = i;
-            sift_up(h, m++);
-        }
+    /* The first pass costs some sixteen scores' worth per block (a maximum, a heap test), the
+     * second about n blocks' scores: count / bs * 16 + n bs is least at bs = sqrt(16 count / n). */
+    int32_t bs = VS__SELECT_BLOCK;
+    while ((int64_t)(2 * bs) * (2 * bs) <= 16 * (int64_t)(count / n) ||
+           count / bs >= VS__SELECT_MAX_BLOCKS) {
+        bs *= 2;
     }
-    float floor = m == n ? h[0].s : -INFINITY;
-    for (; i < count; i++) {
-        if (scores[i] > floor) {
-            h[0].s = scores[i];
-            h[0].i = i;
-            sift_down(h, m, 0);
-            floor = h[0].s;
+    int32_t blocks = count > 0 ? (count - 1) / bs + 1 : 0;
+    float floor = -INFINITY; /* the floor T; -infinity: every finite score is a candidate */
+    if (blocks > n) {
+        for (int32_t b = 0; b < blocks; b++) {
+            int32_t i0 = b * bs;
+            bmax[b] = block_max(scores + i0, count - i0 < bs ? (int)(count - i0) : (int)bs);
+        }
+        floor = nth_largest(bmax, blocks, n);
+    }
+    int m = 0;
+    for (int32_t b = 0; b < blocks; b++) {
+        if (floor > -INFINITY && bmax[b] < floor) {
+            continue;
+        }
+        int32_t i = b * bs;
+        int32_t end = count - i < bs ? count : i + bs;
+        for (; i < end && m < n; i++) {
+            if (scores[i] > -INFINITY && scores[i] >= floor) {
+                h[m].s = scores[i];
+                h[m].i = i;
+                sift_up(h, m++);
+            }
+        }
+        float top = m == n ? h[0].s : -INFINITY;
+        for (; i < end; i++) {
+            if (scores[i] > top) {
+                h[0].s = scores[i];
+                h[0].i = i;
+                sift_down(h, m, 0);
+                top = h[0].s;
+            }
         }
     }
     /* Pop worst-first into the back of idx. */
@@ -646,12 +757,48 @@ int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
     return m;
 }
 
+/* sc[i] = model[i] + wp * ps[i] for the whole catalogue. */
+static void blend(float *sc, const float *model, const float *ps, float wp, int32_t count)
+{
+    int32_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        st4f(sc + i, ld4f(model + i) + wp * ld4f(ps + i));
+        st4f(sc + i + 4, ld4f(model + i + 4) + wp * ld4f(ps + i + 4));
+    }
+    for (; i < count; i++) {
+        sc[i] = model[i] + wp * ps[i];
+    }
+}
+
+/* v[t] = rp * w[t] / sqrt(max(v[t] * tj, 1)) for t < m: v holds the neighbours' totals on entry
+ * and their contributions on return (v has room for m rounded up to four). */
+static void contributions(float *v, const float *w, int m, float tj, float rp)
+{
+    int t = 0;
+#if defined(__SSE__)
+    __m128 one = _mm_set1_ps(1.0f), vtj = _mm_set1_ps(tj), vrp = _mm_set1_ps(rp);
+    for (; t + 4 <= m; t += 4) {
+        /* maxps(a, b) is a > b ? a : b, the scalar expression's NaN behaviour too */
+        __m128 d = _mm_sqrt_ps(_mm_max_ps(_mm_mul_ps(_mm_loadu_ps(v + t), vtj), one));
+        _mm_storeu_ps(v + t, _mm_div_ps(_mm_mul_ps(vrp, _mm_loadu_ps(w + t)), d));
+    }
+#endif
+    for (; t < m; t++) {
+        float tot = v[t] * tj;
+        v[t] = rp * w[t] / sqrtf(tot > 1.0f ? tot : 1.0f);
+    }
+}
+
 /*
  * Co-occurrence score of every neighbour of the customer's recent items: the p-th most recent
  * item j contributes decay^p * w(j, i) / sqrt(total(i) total(j)), a cosine-like normalisation
  * by how much each item co-occurs at all, so that items that go with everything do not win. Touched
  * items are listed so that the next call can clear them without a pass over the catalogue. Returns
  * the largest score.
+ *
+ * The contributions of one neighbour row are computed four at a time (square root and division
+ * are the cost; SSE's are correctly rounded like the scalar ones, so the values are the same)
+ * before they are added up one by one.
  */
 static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
 {
@@ -659,6 +806,8 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
     int window = cu->n_recent < r->p.cooc_window ? cu->n_recent : r->p.cooc_window;
     float rp = 1.0f, best = 0;
     int32_t n_items = vs_mf_items(r->mf);
+    const float *tot = vs_cooc_totals(r->cooc);
+    float v[VS_COOC_MAX_M + 4];
     r->n_touched = 0;
     for (int s = 0; s < window; s++, rp *= r->p.cooc_decay) {
         int32_t j = cu->recent[s];
@@ -668,13 +817,12 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
         const int32_t *nb = vs_cooc_neighbours(r->cooc, j);
         const float *wt = vs_cooc_weights(r->cooc, j);
         for (int t = 0; t < m; t++) {
+            v[t] = nb[t] >= 0 ? tot[nb[t]] : 0; /* an empty slot has weight 0: v = 0 */
+        }
+        contributions(v, wt, m, tot[j], rp);
+        for (int t = 0; t < m; t++) {
             int32_t i = nb[t];
-            if (i < 0) {
-                continue;
-            }
-            float tot = vs_cooc_total(r->cooc, i) * vs_cooc_total(r->cooc, j);
-            float v = rp * wt[t] / sqrtf(tot > 1.0f ? tot : 1.0f);
-            if (!(v > 0)) {
+            if (!(v[t] > 0) || i < 0) {
                 continue;
             }
             if (r->co[i] == 0) {
@@ -682,9 +830,9 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
                 r->co_best[i] = 0;
                 r->co_rel[i] = j;
             }
-            r->co[i] += v;
-            if (v > r->co_best[i]) {
-                r->co_best[i] = v;
+            r->co[i] += v[t];
+            if (v[t] > r->co_best[i]) {
+                r->co_best[i] = v[t];
                 r->co_rel[i] = j;
             }
             if (r->co[i] > best) {
@@ -696,9 +844,10 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
 }
 
 /*
- * Scoring in one pass over the catalogue: cblas_sgemv writes the weighted model scores, the
- * sparse co-occurrence scores are added and excluded items set to -infinity, then one pass adds
- * popularity and keeps the best n in a heap. Reasons are worked out for the n winners only.
+ * Scoring in few passes over the catalogue: cblas_sgemv writes the model scores, one pass blends
+ * them with popularity, the sparse co-occurrence scores are added and excluded items set to
+ * -infinity, then vs_rec_select keeps the best n. Reasons are worked out for the n winners only,
+ * from the same model scores.
  */
 int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const int32_t *extra,
                int n_extra, struct vs_rec_entry *out)
@@ -712,12 +861,16 @@ int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const 
     }
     float ramp = r->p.model_ramp > 0 ? (float)cu->interactions / r->p.model_ramp : 1.0f;
     float wm = r->p.blend_model * (ramp < 1.0f ? ramp : 1.0f);
-    float *sc = r->scores;
+    float pmax = vs_pop_max(r->pop);
+    float wp = pmax > 0 ? r->p.blend_trending / pmax : 0;
+    float *sc = r->scores, *model = r->model;
+    const float *ps = vs_pop_scaled(r->pop);
     if (wm > 0) {
-        vs_mf_scores(r->mf, cu->x, wm, sc);
+        vs_mf_scores(r->mf, cu->x, wm, model);
     } else {
-        memset(sc, 0, (size_t)count * sizeof(float));
+        memset(model, 0, (size_t)count * sizeof(float));
     }
+    blend(sc, model, ps, wp, count);
     float comax = score_together(r, cu);
     float wc = comax > 0 ? r->p.blend_together / comax : 0;
     for (int32_t t = 0; t < r->n_touched; t++) {
@@ -747,26 +900,11 @@ int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const 
             }
         }
     }
-    float pmax = vs_pop_max(r->pop);
-    float wp = pmax > 0 ? r->p.blend_trending / pmax : 0;
-    if (wp > 0) {
-        const float *ps = vs_pop_scaled(r->pop);
-        for (int32_t i = 0; i < count; i++) {
-            sc[i] += wp * ps[i];
-        }
-    }
     int32_t idx[VS_REC_MAX_N];
     int m = vs_rec_select(sc, count, n, idx);
-    const float *ps = vs_pop_scaled(r->pop);
-    int k = vs_mf_k(r->mf);
     for (int e = 0; e < m; e++) {
         int32_t i = idx[e];
-        const float *y = vs_mf_row(r->mf, i);
-        float mf = 0;
-        for (int f = 0; f < k; f++) {
-            mf += y[f] * cu->x[f];
-        }
-        mf *= wm;
+        float mf = model[i];
         float co = wc * r->co[i];
         float pop = wp * ps[i];
         out[e].item = i;
