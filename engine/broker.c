@@ -83,12 +83,15 @@ static void on_signal(int sig)
 
 static void broker_usage(FILE *out)
 {
-    fprintf(out, "usage: valuestream broker [--partitions N] [--bootstrap-file PATH]\n"
+    fprintf(out, "usage: valuestream broker [--partitions N] [--topic NAME]... "
+                 "[--bootstrap-file PATH]\n"
                  "\n"
                  "Run only the embedded Kafka broker (librdkafka's mock cluster) until SIGINT or\n"
                  "SIGTERM. The first line of stdout is bootstrap.servers=HOST:PORT.\n"
                  "\n"
                  "  --partitions N         partitions of the default topics (default 32)\n"
+                 "  --topic NAME           also create NAME with N partitions (repeatable; a\n"
+                 "                         topic made on first use gets the mock's 4)\n"
                  "  --bootstrap-file PATH  also write HOST:PORT to PATH (atomically)\n");
 }
 
@@ -96,10 +99,16 @@ int vs__broker_main(int argc, char **argv)
 {
     static const struct option opts[] = {{"partitions", required_argument, NULL, 'p'},
                                          {"bootstrap-file", required_argument, NULL, 'f'},
+                                         {"topic", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int partitions = 32, c;
+    int partitions = 32, c, nextra = 0;
     const char *file = NULL;
+    const char **extra = calloc((size_t)argc + 1, sizeof(char *));
+    if (!extra) {
+        fprintf(stderr, "valuestream broker: out of memory\n");
+        return 1;
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -109,6 +118,7 @@ int vs__broker_main(int argc, char **argv)
             if (*end || n < 1 || n > 10000) {
                 fprintf(stderr, "valuestream broker: --partitions expects 1..10000, got '%s'\n",
                         optarg);
+                free(extra);
                 return 2;
             }
             partitions = (int)n;
@@ -117,22 +127,29 @@ int vs__broker_main(int argc, char **argv)
         case 'f':
             file = optarg;
             break;
+        case 't':
+            extra[nextra++] = optarg;
+            break;
         case 'h':
             broker_usage(stdout);
+            free(extra);
             return 0;
         default:
             broker_usage(stderr);
+            free(extra);
             return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "valuestream broker: unexpected argument '%s'\n", argv[optind]);
+        free(extra);
         return 2;
     }
     char err[512];
     struct vs__broker *b = vs__broker_new(err, sizeof(err));
     if (!b) {
         fprintf(stderr, "valuestream broker: %s\n", err);
+        free(extra);
         return 1;
     }
     static const char *const topics[] = {"shop.events",      "vs.profiles",
@@ -142,6 +159,15 @@ int vs__broker_main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         vs__broker_create_topic(b, topics[i], partitions);
     }
+    for (int i = 0; i < nextra; i++) {
+        if (vs__broker_create_topic(b, extra[i], partitions)) {
+            fprintf(stderr, "valuestream broker: cannot create topic '%s'\n", extra[i]);
+            vs__broker_free(b);
+            free(extra);
+            return 1;
+        }
+    }
+    free(extra);
     printf("bootstrap.servers=%s\n", vs__broker_bootstraps(b));
     fflush(stdout);
     if (file) {

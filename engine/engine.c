@@ -65,7 +65,10 @@ const struct vs_config_key vs__engine_config[] = {
      "operators to run, comma-separated (state sections of the others are kept)"},
     {"seed", VS_CONFIG_INT, "42", "seed of every random choice of the operators"},
     {"log.level", VS_CONFIG_STRING, "info", "error, warn, info or debug"},
-    {"metrics.file", VS_CONFIG_STRING, "", "write the final metrics as JSON to this file"},
+    {"metrics.file", VS_CONFIG_STRING, "",
+     "write the metrics as JSON to this file: every metrics.interval.ms and at exit"},
+    {"metrics.interval.ms", VS_CONFIG_INT, "1000",
+     "how often metrics.file is rewritten while running (0: only at exit)"},
     {"progress.interval.ms", VS_CONFIG_INT, "500", "refresh of the live progress line"},
     {"startup.timeout.ms", VS_CONFIG_INT, "15000",
      "give up when no broker answers or the input topic is missing for this long at start"},
@@ -129,10 +132,12 @@ struct vs__engine {
     int64_t lateness, idle_timeout, batch, max_record, commit_events;
     int arrival_order, live;
 
-    uv_timer_t commit_timer, wake_timer, progress_timer;
+    uv_timer_t commit_timer, wake_timer, progress_timer, metrics_timer;
     uv_idle_t more;
     uv_signal_t sigint, sigterm;
     int more_active;
+    uint64_t blocked_since_us; /* the merge waits for a partition with nothing fetched */
+    double *m_merge_wait_s;
 
     int64_t since_commit;
     int assigned_once;
@@ -142,8 +147,10 @@ struct vs__engine {
 
     int64_t *m_processed, *m_late, *m_fired, *m_commits, *m_deadletters;
     double *m_busy;      /* seconds from the first event to the last processed */
-    double *m_commit_s;  /* seconds spent committing, of which m_flush_s waiting for acks */
+    double *m_commit_s;  /* loop time spent committing, of which m_flush_s waiting for acks */
     double *m_flush_s;
+    int sealed; /* a commit is sealed, waiting for its outputs' acknowledgements */
+    rd_kafka_topic_partition_list_t *sealed_offsets; /* its offsets, for Kafka after the write */
     uint64_t first_event_ms;
     uint64_t progress_last_ms;
     int64_t progress_last_events;
@@ -420,9 +427,18 @@ static void engine_fail(struct vs__engine *e, int rc, const char *fmt, ...)
     uv_stop(&e->loop);
 }
 
-static int engine_commit(struct vs__engine *e)
+/*
+ * A commit is sealed at one point of the event sequence (commit_seal: the next offsets, the
+ * watermarks and the operators' checkpoints join the pending batch, which the store seals with
+ * the dirty records) and written once every output produced before that point is acknowledged
+ * (commit_finish, run as delivery reports arrive). The loop goes on processing meanwhile, so a
+ * commit costs it the sealing and the write, not a round trip to the broker. One commit is in
+ * flight at a time. engine_commit() does both, waiting for the acknowledgements: on shutdown,
+ * on revocation, at the end of a replay and when the cache is full.
+ */
+static int commit_seal(struct vs__engine *e)
 {
-    if (e->failed) {
+    if (e->failed || e->sealed) {
         return e->failed;
     }
     uint64_t started = mono_us();
@@ -450,24 +466,70 @@ static int engine_commit(struct vs__engine *e)
             }
         }
     }
-    uint64_t t0 = mono_us();
-    int rc = vs__sink_flush(e->sink, 60000);
-    uint64_t t1 = mono_us();
-    *e->m_flush_s += (double)(t1 - t0) / 1e6;
-    if (rc) {
-        engine_fail(e, rc, "outputs were not acknowledged by the broker; not committing");
-        return rc;
-    }
-    rc = vs__store_commit(e->store);
+    int rc = vs__store_seal(e->store);
     if (rc) {
         engine_fail(e, rc, "state commit failed: %s", vs__store_last_error(e->store));
         return rc;
     }
-    vs__source_commit_kafka(e->source);
+    vs__sink_seal(e->sink);
+    e->sealed = 1;
+    e->sealed_offsets = vs__source_offsets(e->source);
     e->since_commit = 0;
+    *e->m_commit_s += (double)(mono_us() - started) / 1e6;
+    return 0;
+}
+
+/* Write the sealed commit if its outputs are acknowledged (waiting for them when wait). */
+static int commit_finish(struct vs__engine *e, int wait)
+{
+    if (e->failed || !e->sealed) {
+        return e->failed;
+    }
+    int acked = vs__sink_sealed_state(e->sink);
+    if (acked == 0 && wait) {
+        uint64_t t0 = mono_us();
+        vs__sink_flush(e->sink, 60000);
+        uint64_t waited = mono_us() - t0;
+        *e->m_flush_s += (double)waited / 1e6;
+        *e->m_commit_s += (double)waited / 1e6;
+        acked = vs__sink_sealed_state(e->sink);
+    }
+    if (acked < 0 || (acked == 0 && wait)) {
+        engine_fail(e, VS_EKAFKA, "outputs were not acknowledged by the broker; not committing");
+        return VS_EKAFKA;
+    }
+    if (acked == 0) {
+        return 0;
+    }
+    uint64_t started = mono_us();
+    int rc = vs__store_write_sealed(e->store);
+    if (rc) {
+        engine_fail(e, rc, "state commit failed: %s", vs__store_last_error(e->store));
+        return rc;
+    }
+    vs__source_commit_offsets(e->source, e->sealed_offsets);
+    e->sealed_offsets = NULL;
+    e->sealed = 0;
     (*e->m_commits)++;
     *e->m_commit_s += (double)(mono_us() - started) / 1e6;
     return 0;
+}
+
+static int engine_commit(struct vs__engine *e)
+{
+    int rc = commit_finish(e, 1);
+    if (rc == 0) {
+        rc = commit_seal(e);
+    }
+    if (rc == 0) {
+        rc = commit_finish(e, 1);
+    }
+    return rc;
+}
+
+static void on_delivered(void *arg)
+{
+    commit_finish(arg, 0);
 }
 
 /* ==== Processing ==== */
@@ -736,11 +798,23 @@ static void pump(struct vs__engine *e)
     if (done) {
         note_progress(e);
     }
+    if (e->blocked_since_us && (done || !blocked)) {
+        *e->m_merge_wait_s += (double)(mono_us() - e->blocked_since_us) / 1e6;
+        e->blocked_since_us = 0;
+    }
+    if (blocked && !e->blocked_since_us && e->first_event_ms) {
+        e->blocked_since_us = mono_us();
+    }
     if (e->stopped) {
         return;
     }
-    if (vs__store_wants_commit(e->store) || e->since_commit >= e->commit_events) {
+    if (vs__store_wants_commit(e->store)) {
         if (engine_commit(e)) {
+            return;
+        }
+    } else if (e->since_commit >= e->commit_events) {
+        commit_finish(e, 0);
+        if (commit_seal(e)) {
             return;
         }
     }
@@ -798,11 +872,37 @@ static void on_commit_timer(uv_timer_t *h)
 {
     struct vs__engine *e = h->data;
     advance_idle_watermarks(e);
+    commit_finish(e, 0);
     if (e->since_commit > 0 && !e->stopped) {
-        engine_commit(e);
+        commit_seal(e);
     }
     /* Records may sit in the queue without a new wake-up (see vs__source_fetch). */
     pump(e);
+}
+
+/* Replace metrics.file with the metrics now (through a rename, so readers see whole files). */
+static void write_metrics(struct vs__engine *e, const char *path)
+{
+    if (!*path) {
+        return;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        vs_log(VS_LOG_WARN, "cannot write metrics.file %s", path);
+        return;
+    }
+    vs__metrics_print_json(e->metrics, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        vs_log(VS_LOG_WARN, "cannot write metrics.file %s", path);
+    }
+}
+
+static void on_metrics_timer(uv_timer_t *h)
+{
+    struct vs__engine *e = h->data;
+    write_metrics(e, vs_config_str(e->cfg, "metrics.file"));
 }
 
 static void on_progress(uv_timer_t *h)
@@ -843,6 +943,8 @@ static int on_assign(void *arg, rd_kafka_topic_partition_list_t *list)
 {
     struct vs__engine *e = arg;
     int n;
+    /* The stored offsets are read below: a sealed commit must be written first. */
+    commit_finish(e, 1);
     e->assigned_once = 1;
     for (int i = 0; i < list->cnt; i++) {
         int64_t off, wm;
@@ -1038,6 +1140,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_busy = vs__metrics_gauge(e->metrics, "run.busy.seconds");
     e->m_commit_s = vs__metrics_gauge(e->metrics, "commit.seconds");
     e->m_flush_s = vs__metrics_gauge(e->metrics, "commit.flush.seconds");
+    e->m_merge_wait_s = vs__metrics_gauge(e->metrics, "merge.wait.seconds");
 
     for (int i = 0; i < e->nops; i++) {
         struct vs__op_slot *s = &e->ops[i];
@@ -1070,7 +1173,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
                                errlen))) {
         goto out_loop;
     }
-    if (vs__source_attach(e->source, &e->loop) || vs__sink_attach(e->sink, &e->loop)) {
+    if (vs__source_attach(e->source, &e->loop) || vs__sink_attach(e->sink, &e->loop, on_delivered, e)) {
         snprintf(errbuf, errlen, "cannot attach Kafka queues to the event loop");
         rc = VS_EIO;
         goto out_loop;
@@ -1089,6 +1192,12 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         uint64_t pi = (uint64_t)vs_config_int(cfg, "progress.interval.ms");
         e->progress_last_ms = mono_ms();
         uv_timer_start(&e->progress_timer, on_progress, pi ? pi : 500, pi ? pi : 500);
+    }
+    uv_timer_init(&e->loop, &e->metrics_timer);
+    e->metrics_timer.data = e;
+    uint64_t mi = (uint64_t)vs_config_int(cfg, "metrics.interval.ms");
+    if (mi > 0 && *vs_config_str(cfg, "metrics.file")) {
+        uv_timer_start(&e->metrics_timer, on_metrics_timer, mi, mi);
     }
     uv_signal_init(&e->loop, &e->sigint);
     uv_signal_init(&e->loop, &e->sigterm);
@@ -1116,16 +1225,7 @@ out_loop:
             e->ops[i].op->report(e->ops[i].self);
         }
     }
-    {
-        const char *mf = vs_config_str(cfg, "metrics.file");
-        if (*mf) {
-            FILE *f = fopen(mf, "w");
-            if (f) {
-                vs__metrics_print_json(e->metrics, f);
-                fclose(f);
-            }
-        }
-    }
+    write_metrics(e, vs_config_str(cfg, "metrics.file"));
     for (int i = 0; i < e->nops; i++) {
         if (e->ops[i].enabled && e->ops[i].self) {
             e->ops[i].op->destroy(e->ops[i].self);
@@ -1147,6 +1247,9 @@ out:
     vs__store_close(e->store);
     vs__codec_free(e->codec);
     vs__metrics_free(e->own_metrics);
+    if (e->sealed_offsets) {
+        rd_kafka_topic_partition_list_destroy(e->sealed_offsets);
+    }
     free(e);
     return rc;
 }

@@ -41,11 +41,19 @@ struct vs__sink {
     rd_kafka_queue_t *queue;
     int pipefd[2];
     uv_poll_t *poll;
+    /* Records not yet acknowledged, by the parity of the epoch they were produced in (each
+     * record carries it as its opaque): vs__sink_seal() ends an epoch, and at most the sealed
+     * one and the current one have records in flight. */
+    uint64_t epoch;
+    int64_t in_flight[2];
+    void (*on_delivered)(void *arg);
+    void *on_delivered_arg;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     struct vs__sink *s = opaque;
+    s->in_flight[(uintptr_t)msg->_private & 1]--;
     if (msg->err) {
         s->failed++;
         (*s->m_failed)++;
@@ -180,10 +188,16 @@ static void on_readable(uv_poll_t *h, int status, int events)
     while (read(s->pipefd[0], buf, sizeof(buf)) > 0) {
     }
     rd_kafka_poll(s->rk, 0);
+    if (s->on_delivered) {
+        s->on_delivered(s->on_delivered_arg);
+    }
 }
 
-int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop)
+int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(void *arg),
+                    void *arg)
 {
+    s->on_delivered = on_delivered;
+    s->on_delivered_arg = arg;
     if (pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC)) {
         return VS_EIO;
     }
@@ -208,7 +222,8 @@ int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keyl
             s->rk, RD_KAFKA_V_RKT(s->topics[topic]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)val, len),
             RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADER("vs.id", id, -1),
-            RD_KAFKA_V_HEADER("vs.kind", kind, -1), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADER("vs.kind", kind, -1),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(s->epoch & 1)), RD_KAFKA_V_END);
         if (!err) {
             break;
         }
@@ -221,6 +236,7 @@ int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keyl
     }
     s->produced[topic]++;
     (*s->m_produced[topic])++;
+    s->in_flight[s->epoch & 1]++;
     return 0;
 }
 
@@ -247,7 +263,7 @@ int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, cons
             RD_KAFKA_V_HEADER("vs.source.topic", topic, -1),
             RD_KAFKA_V_HEADER("vs.source.partition", partition, -1),
             RD_KAFKA_V_HEADER("vs.source.offset", offset, -1), RD_KAFKA_V_HEADER("vs.id", id, -1),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(s->epoch & 1)), RD_KAFKA_V_END);
         if (!err) {
             break;
         }
@@ -260,7 +276,21 @@ int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, cons
     }
     s->produced[VS__SINK_DEAD_LETTERS]++;
     (*s->m_produced[VS__SINK_DEAD_LETTERS])++;
+    s->in_flight[s->epoch & 1]++;
     return 0;
+}
+
+void vs__sink_seal(struct vs__sink *s)
+{
+    s->epoch++;
+}
+
+int vs__sink_sealed_state(const struct vs__sink *s)
+{
+    if (s->failed) {
+        return VS_EKAFKA;
+    }
+    return s->in_flight[(s->epoch - 1) & 1] == 0;
 }
 
 int vs__sink_flush(struct vs__sink *s, int timeout_ms)

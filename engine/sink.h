@@ -2,8 +2,9 @@
  * The sink: one idempotent librdkafka producer for the output topics and the dead-letter topic.
  *
  * Delivery reports are served on the libuv loop (the producer's queue wakes a uv_poll). The
- * engine may commit state only once every record it produced has been acknowledged
- * (vs__sink_flush), so that a crash after a commit cannot lose an output.
+ * engine may commit state only once every record it produced before the commit has been
+ * acknowledged (vs__sink_seal and vs__sink_sealed_state without waiting, or vs__sink_flush),
+ * so that a crash after a commit cannot lose an output.
  */
 #ifndef VS_ENGINE_SINK_H
 #define VS_ENGINE_SINK_H
@@ -31,8 +32,9 @@ struct vs__sink *vs__sink_new(const struct vs_config *cfg, struct vs__metrics *m
                               char *errbuf, size_t errlen);
 void vs__sink_free(struct vs__sink *s);
 
-/* Serve delivery reports on loop (NULL: only when flushing). */
-int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop);
+/* Serve delivery reports on loop, calling on_delivered (if not NULL) after each batch. */
+int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(void *arg),
+                    void *arg);
 /* Stop the uv_poll handle (closed through the loop); call before closing the loop. */
 void vs__sink_detach(struct vs__sink *s);
 
@@ -48,6 +50,12 @@ int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, cons
 /* Wait (serving delivery reports) until everything produced is acknowledged. VS_EKAFKA when a
  * record failed to deliver or timeout_ms passed. */
 int vs__sink_flush(struct vs__sink *s, int timeout_ms);
+
+/* End the current epoch of records (at a sealed commit), and ask whether every record of the
+ * epoch ended last is acknowledged: 1 yes, 0 not yet, VS_EKAFKA when a record failed. Needs no
+ * flush: the answer changes as delivery reports are served on the loop. */
+void vs__sink_seal(struct vs__sink *s);
+int vs__sink_sealed_state(const struct vs__sink *s);
 
 /* Records produced to a topic index so far, delivered or not. */
 int64_t vs__sink_produced(const struct vs__sink *s, int topic);

@@ -376,7 +376,7 @@ void vs__source_pop(struct vs__source *s, struct vs__partition *p)
     }
 }
 
-void vs__source_commit_kafka(struct vs__source *s)
+rd_kafka_topic_partition_list_t *vs__source_offsets(struct vs__source *s)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->nparts);
     for (int i = 0; i < s->nparts; i++) {
@@ -384,6 +384,11 @@ void vs__source_commit_kafka(struct vs__source *s)
             rd_kafka_topic_partition_list_add(l, s->topic, i)->offset = s->parts[i].next_offset;
         }
     }
+    return l;
+}
+
+void vs__source_commit_offsets(struct vs__source *s, rd_kafka_topic_partition_list_t *l)
+{
     if (l->cnt) {
         rd_kafka_commit(s->rk, l, 1);
     }

@@ -73,8 +73,10 @@ struct vs__partition *vs__source_partitions(struct vs__source *s, int *n);
 rd_kafka_message_t *vs__source_peek(struct vs__partition *p);
 void vs__source_pop(struct vs__source *s, struct vs__partition *p);
 
-/* Commit offsets to Kafka (async, for lag monitoring only). */
-void vs__source_commit_kafka(struct vs__source *s);
+/* The next offset of every assigned partition now (the caller owns the list), and its commit
+ * to Kafka (async, for lag monitoring only; the list is freed). */
+rd_kafka_topic_partition_list_t *vs__source_offsets(struct vs__source *s);
+void vs__source_commit_offsets(struct vs__source *s, rd_kafka_topic_partition_list_t *l);
 
 /* Sum over assigned partitions of (high watermark - next offset), from cached metadata. */
 int64_t vs__source_lag(struct vs__source *s);

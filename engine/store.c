@@ -86,6 +86,10 @@ struct vs__store {
     rocksdb_writeoptions_t *wo;
     rocksdb_writebatch_wi_t *wb; /* everything pending except customer records; indexed so
                                     that reads see it */
+    /* A sealed commit waiting to be written (vs__store_seal): its complete batch, and the
+     * indexed pending batch it was built from, which reads still see until it is written. */
+    rocksdb_writebatch_t *sealed;
+    rocksdb_writebatch_wi_t *wb_sealed;
     char timer_bound[4 + 8];     /* the upper bound ro_timer points into */
 
     /* sections */
@@ -772,6 +776,11 @@ static void cache_unlink(struct vs__store *st, struct vs__customer *e)
 /* Evict clean records, least recently used first, until `need` more bytes fit the budget. */
 static void cache_evict(struct vs__store *st, size_t need)
 {
+    /* The records of a sealed commit are clean but not yet in RocksDB: none leaves the cache
+     * until that commit is written (the cache may outgrow its budget by one commit's worth). */
+    if (st->sealed) {
+        return;
+    }
     while (st->used + need > st->budget && st->clean.prev != &st->clean) {
         struct vs__customer *e = (struct vs__customer *)st->clean.prev;
         cache_unlink(st, e);
@@ -782,7 +791,7 @@ static void cache_evict(struct vs__store *st, size_t need)
 
 int vs__store_wants_commit(const struct vs__store *st)
 {
-    return st->used > st->budget && st->clean.next == &st->clean;
+    return st->used > st->budget && (st->clean.next == &st->clean || st->sealed);
 }
 
 /* ==== Customer record encoding ==== */
@@ -1033,6 +1042,38 @@ static int meta_key(struct vs__store *st, char *buf, size_t cap, const char *kin
     return n;
 }
 
+static rocksdb_iterator_t *pending_iterator(struct vs__store *st, const rocksdb_readoptions_t *ro,
+                                            int cf)
+{
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+    if (st->wb_sealed) {
+        base = rocksdb_writebatch_wi_create_iterator_with_base_cf(st->wb_sealed, base, st->cf[cf]);
+    }
+    return rocksdb_writebatch_wi_create_iterator_with_base_cf(st->wb, base, st->cf[cf]);
+}
+
+/*
+ * A point read through the pending batch, the sealed one and the DB. With a sealed commit a key
+ * deleted after the seal reads as its sealed value: the engine reads meta and models only at
+ * start and on assignment, when no commit is sealed.
+ */
+static char *pending_get(struct vs__store *st, int cf, const char *key, size_t klen, size_t *vlen,
+                         char **rerr)
+{
+    if (st->wb_sealed) {
+        rocksdb_options_t *o = st->dbopts;
+        char *v = rocksdb_writebatch_wi_get_from_batch_cf(st->wb, o, st->cf[cf], key, klen, vlen,
+                                                          rerr);
+        if (v || *rerr) {
+            return v;
+        }
+        return rocksdb_writebatch_wi_get_from_batch_and_db_cf(st->wb_sealed, st->db, st->ro,
+                                                              st->cf[cf], key, klen, vlen, rerr);
+    }
+    return rocksdb_writebatch_wi_get_from_batch_and_db_cf(st->wb, st->db, st->ro, st->cf[cf], key,
+                                                          klen, vlen, rerr);
+}
+
 /* A pending or committed 8-byte meta value. */
 static int meta_get_i64(struct vs__store *st, const char *kind, const char *topic,
                         int32_t partition, int64_t *out)
@@ -1044,8 +1085,7 @@ static int meta_get_i64(struct vs__store *st, const char *kind, const char *topi
     }
     char *rerr = NULL;
     size_t len = 0;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-        st->wb, st->db, st->ro, st->cf[CF_META], key, (size_t)n, &len, &rerr);
+    char *v = pending_get(st, CF_META, key, (size_t)n, &len, &rerr);
     if (rerr) {
         return fail_rocks(st, rerr, "cannot read meta");
     }
@@ -1104,13 +1144,6 @@ int vs__store_set_watermark(struct vs__store *st, const char *topic, int32_t par
 }
 
 /* An iterator over a column family that sees the pending batch. */
-static rocksdb_iterator_t *pending_iterator(struct vs__store *st, const rocksdb_readoptions_t *ro,
-                                            int cf)
-{
-    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
-    return rocksdb_writebatch_wi_create_iterator_with_base_cf(st->wb, base, st->cf[cf]);
-}
-
 struct offset_row {
     char *topic;
     int32_t partition;
@@ -1378,9 +1411,11 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
                     *tag = get_be32(k + 14 + ulen);
                     rc = 0;
                 }
-            } else {
+            } else if (f <= horizon) {
                 next_lb = f; /* not due yet: the partition's next fire time */
             }
+            /* Past the horizon only the pending batch can answer (the upper bound binds the
+             * DB iterator alone): committed timers before f are unseen, the bound stays. */
         }
     }
     char *rerr = NULL;
@@ -1402,8 +1437,7 @@ int vs__store_model_get(struct vs__store *st, const char *key, void **val, size_
 {
     char *rerr = NULL;
     size_t vlen = 0;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-        st->wb, st->db, st->ro, st->cf[CF_MODELS], key, strlen(key), &vlen, &rerr);
+    char *v = pending_get(st, CF_MODELS, key, strlen(key), &vlen, &rerr);
     if (rerr) {
         return fail_rocks(st, rerr, "cannot read a model");
     }
@@ -1453,19 +1487,23 @@ static int customer_cmp(const void *a, const void *b)
  * the pending batch keeps its contents. On success the dirty list, most recent first, becomes
  * the head of the clean LRU list and the cache is brought back within its budget.
  */
-int vs__store_commit(struct vs__store *st)
+int vs__store_seal(struct vs__store *st)
 {
     if (st->read_only) {
         return fail(st, VS_EINVAL, "the store is open read-only");
     }
-    if (st->ndirty == 0 && rocksdb_writebatch_wi_count(st->wb) == 0) {
-        cache_evict(st, 0);
-        return 0;
+    if (st->sealed) {
+        return fail(st, VS_EINVAL, "a sealed commit is not written yet");
     }
+    rocksdb_writebatch_wi_t *fresh = rocksdb_writebatch_wi_create(0, 1);
     if (st->ndirty > st->sort_cap) {
         size_t cap = st->ndirty + st->ndirty / 2;
         struct vs__customer **nb = realloc(st->sort_buf, cap * sizeof *nb);
-        if (!nb) {
+        if (!nb || !fresh) {
+            free(nb);
+            if (fresh) {
+                rocksdb_writebatch_wi_destroy(fresh);
+            }
             return fail(st, VS_ENOMEM, "out of memory");
         }
         st->sort_buf = nb;
@@ -1488,13 +1526,9 @@ int vs__store_commit(struct vs__store *st)
         rocksdb_writebatch_put_cf(batch, st->cf[CF_CUSTOMERS], e->id, e->id_len,
                                   (const char *)st->enc, len);
     }
-    char *rerr = NULL;
-    rocksdb_write(st->db, st->wo, batch, &rerr);
-    rocksdb_writebatch_destroy(batch);
-    if (rerr) {
-        return fail_rocks(st, rerr, "commit failed");
-    }
-    rocksdb_writebatch_wi_clear(st->wb);
+    st->sealed = batch;
+    st->wb_sealed = st->wb;
+    st->wb = fresh;
 
     if (st->ndirty) {
         for (struct vs__link *l = st->dirty.next; l != &st->dirty; l = l->next) {
@@ -1508,8 +1542,47 @@ int vs__store_commit(struct vs__store *st)
         st->dirty.next = st->dirty.prev = &st->dirty;
         st->ndirty = 0;
     }
+    return 0;
+}
+
+int vs__store_is_sealed(const struct vs__store *st)
+{
+    return st->sealed != NULL;
+}
+
+int vs__store_write_sealed(struct vs__store *st)
+{
+    if (!st->sealed) {
+        return 0;
+    }
+    char *rerr = NULL;
+    rocksdb_write(st->db, st->wo, st->sealed, &rerr);
+    if (rerr) {
+        /* The sealed batch stays: the engine stops, and a restart replays from the last
+         * commit that was written. */
+        return fail_rocks(st, rerr, "commit failed");
+    }
+    rocksdb_writebatch_destroy(st->sealed);
+    rocksdb_writebatch_wi_destroy(st->wb_sealed);
+    st->sealed = NULL;
+    st->wb_sealed = NULL;
     cache_evict(st, 0);
     return 0;
+}
+
+int vs__store_commit(struct vs__store *st)
+{
+    int rc = vs__store_write_sealed(st);
+    if (rc == 0 && (st->ndirty || rocksdb_writebatch_wi_count(st->wb))) {
+        rc = vs__store_seal(st);
+        if (rc == 0) {
+            rc = vs__store_write_sealed(st);
+        }
+    }
+    if (rc == 0) {
+        cache_evict(st, 0);
+    }
+    return rc;
 }
 
 /* ==== Iteration and statistics ==== */
@@ -1633,6 +1706,10 @@ void vs__store_close(struct vs__store *st)
     }
     if (st->wb) {
         rocksdb_writebatch_wi_destroy(st->wb);
+    }
+    if (st->sealed) {
+        rocksdb_writebatch_destroy(st->sealed);
+        rocksdb_writebatch_wi_destroy(st->wb_sealed);
     }
     for (int i = 0; i < CF_COUNT; i++) {
         if (st->cfopts[i]) {

@@ -103,8 +103,20 @@ int vs__store_model_delete(struct vs__store *st, const char *key);
 int vs__store_wants_commit(const struct vs__store *st);
 
 /* Write every dirty customer, pending timer change, model blob and offset in one WriteBatch
- * (synced to the WAL), then mark the cache clean and evict down to the budget. */
+ * (synced to the WAL), then mark the cache clean and evict down to the budget. A sealed commit
+ * still pending is written first. */
 int vs__store_commit(struct vs__store *st);
+
+/*
+ * A commit in two steps, so that the engine need not wait for the broker's acknowledgements:
+ * vs__store_seal() takes everything pending now into one batch (the cache is marked clean, new
+ * changes pend afresh) and vs__store_write_sealed() writes it once the outputs so far are
+ * acknowledged. Until then reads see the sealed changes, and no record leaves the cache. One
+ * commit at a time is sealed: seal fails while another is.
+ */
+int vs__store_seal(struct vs__store *st);
+int vs__store_is_sealed(const struct vs__store *st);
+int vs__store_write_sealed(struct vs__store *st);
 
 /* Iterate every stored customer in key order (committed state only), for inspect. */
 typedef int (*vs__store_customer_fn)(void *arg, const char *user_id, size_t len,

@@ -30,3 +30,13 @@ assert_gt() { # value min what
     if [ "$1" -le "$2" ]; then echo "FAIL: $3: expected more than $2, got $1"; exit 1; fi
     echo "ok: $3 = $1 (> $2)"
 }
+
+wait_metric() { # file name min seconds: until the running engine's metrics.file shows name >= min
+    local deadline=$((SECONDS + $4)) v=0
+    while [ $SECONDS -lt $deadline ]; do
+        [ -s "$1" ] && v=$(metric "$1" "$2") && [ "${v%.*}" -ge "$3" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: $2 reached ${v:-0} within $4 s, expected at least $3"
+    exit 1
+}

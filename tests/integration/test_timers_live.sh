@@ -15,9 +15,13 @@ replay_alerts=$(metric "$WORK/replay.json" outputs.replay.churn)
 assert_gt "$replay_fired" 0 "timers fired by the stream's watermark"
 "$VS_BIN" run --set bootstrap.servers="$BOOTSTRAP" --set state.dir="$WORK/live" \
     --set group.id=live --set metrics.file="$WORK/live.json" --set log.level=error \
-    --set idle.timeout.ms=50 --set topic.churn.alerts=live.churn ${VS_TEST_SET:-} &
+    --set idle.timeout.ms=50 --set topic.churn.alerts=live.churn --set metrics.interval.ms=200 \
+    ${VS_TEST_SET:-} &
 pid=$!
-sleep 8
+# Every event processed, then the idle partitions' watermarks jump to the wall clock and the
+# pending churn checks fire: wait for both (bounded), then drain.
+wait_metric "$WORK/live.json" events.processed "$(metric "$WORK/gen.json" events)" 300
+wait_metric "$WORK/live.json" outputs.live.churn $((replay_alerts + 1)) 120
 kill -TERM $pid
 wait $pid
 live_alerts=$(metric "$WORK/live.json" outputs.live.churn)
