@@ -6,9 +6,12 @@
  * snapshot of the population's sufficient statistics and refits BG/NBD and Gamma-Gamma on the
  * thread pool; the result is applied at the next refit boundary, waiting for it there if it is
  * late, so the parameters in force at each event depend only on the event sequence (DESIGN.md
- * contract 4c). A refit in flight at a commit is waited for and its result stored with the
- * commit, so a replay after a crash applies the same result at the same point. Until
- * value.min.customers customers have bought, the priors of clv_model.h apply.
+ * contract 4c). A refit still in flight at a commit is not waited for: its snapshot is stored
+ * with the commit, so a replay after a crash runs the same refit and applies its result at the
+ * same point. Until value.min.customers customers have bought and the oldest of them has been
+ * a customer for value.min.history.days, the priors of clv_model.h apply: a younger population
+ * cannot tell the spread of purchase rates from that of dropout, and four parameters fitted to
+ * it run off along a ridge of the likelihood.
  *
  * Model blobs: "model" (parameters, clock, quantile histograms, a pending refit result) and
  * "pop/NNNN", the pages of the population aggregate; a commit writes only what changed.
@@ -32,10 +35,12 @@ static const struct vs_config_key value_config[] = {
     {"value.horizon.days", VS_CONFIG_INT, "365",
      "horizon of expected transactions and CLV, in days"},
     {"value.discount.rate", VS_CONFIG_DOUBLE, "0.01", "monthly discount rate of CLV"},
-    {"value.refit.interval", VS_CONFIG_INT, "86400000",
+    {"value.refit.interval", VS_CONFIG_INT, "604800000",
      "event-time ms between population refits; a refit is applied at the next boundary"},
     {"value.min.customers", VS_CONFIG_INT, "500",
      "customers with a purchase needed before the first refit (priors until then)"},
+    {"value.min.history.days", VS_CONFIG_INT, "42",
+     "days the oldest customer must have been one before the first refit (priors until then)"},
     {"value.tiers", VS_CONFIG_STRING, "0.01,0.1",
      "CLV-rank cut-offs of the value tiers: 0.01,0.1 -> top1, top10, rest"},
     {"value.population.bin.days", VS_CONFIG_INT, "1",
@@ -56,8 +61,18 @@ struct refit {
     struct vs_gg_row *gg;
     size_t ngg;
     struct vs_clv_fit fit;
-    double ms; /* wall time of the fit, for the metrics only */
+    double ms;     /* wall time of the fit, for the metrics only */
+    int persisted; /* the snapshot is in the store ("refit") */
 };
+
+/* The stored snapshot of a refit in flight: this header, then the rows. */
+struct snapshot_header {
+    uint32_t magic, pad;
+    uint64_t nbg, ngg;
+    struct vs_bgnbd bg; /* the starting point */
+    struct vs_gg gg;
+};
+#define SNAPSHOT_MAGIC 0x5253534Eu
 
 /* Everything of the model but the population pages, persisted byte for byte. */
 struct blob {
@@ -66,7 +81,8 @@ struct blob {
     int64_t clock;         /* the largest event time seen */
     int64_t next_refit_ts; /* event time of the next refit boundary */
     int64_t updates;
-    int32_t has_result, pad;
+    int32_t has_result;
+    int32_t refit_pending;    /* a refit was in flight: its snapshot is "refit" */
     struct vs_clv_fit result; /* a finished refit waiting for its boundary */
     struct vs_bgnbd bg;
     struct vs_gg gg;
@@ -78,8 +94,10 @@ struct value {
     struct vs_env *env;
     struct vs_value_core core;
     int64_t clock, next_refit_ts, interval, min_customers;
+    double min_history_weeks;
     struct vs_job *job;
     struct refit *refit; /* the snapshot and result of the job in flight */
+    int snapshot_stored; /* the store holds a refit snapshot ("refit") */
     int has_result;
     struct vs_clv_fit result;
     int dirty;
@@ -195,6 +213,21 @@ static void refit_apply(struct value *v)
     publish_gauges(v);
 }
 
+static void refit_submit(struct value *v, struct refit *r)
+{
+    v->refit = r;
+    v->job = vs_job_submit(v->env, refit_work, r);
+    if (!v->job) {
+        refit_work(r); /* no pool: the same work, now */
+        v->result = r->fit;
+        v->has_result = 1;
+        free(r->bg);
+        free(r->gg);
+        free(r);
+        v->refit = NULL;
+    }
+}
+
 static void refit_start(struct value *v)
 {
     if (vs_population_customers(v->core.pop) < v->min_customers) {
@@ -208,19 +241,73 @@ static void refit_start(struct value *v)
         (*v->c_skipped)++;
         return;
     }
-    r->fit.bg = v->core.model.bg;
-    r->fit.gg = v->core.model.gg;
-    v->refit = r;
-    v->job = vs_job_submit(v->env, refit_work, r);
-    if (!v->job) {
-        refit_work(r); /* no pool: the same work, now */
-        v->result = r->fit;
-        v->has_result = 1;
+    double oldest = 0; /* weeks */
+    for (size_t i = 0; i < r->nbg; i++) {
+        oldest = r->bg[i].T > oldest ? r->bg[i].T : oldest;
+    }
+    if (oldest < v->min_history_weeks) {
         free(r->bg);
         free(r->gg);
         free(r);
-        v->refit = NULL;
+        (*v->c_skipped)++;
+        return;
     }
+    r->fit.bg = v->core.model.bg;
+    r->fit.gg = v->core.model.gg;
+    refit_submit(v, r);
+}
+
+/* The snapshot of the refit in flight as one blob (malloc'd), so a restart can redo it. */
+static int snapshot_encode(const struct refit *r, void **out, size_t *len)
+{
+    size_t n = sizeof(struct snapshot_header) + r->nbg * sizeof(struct vs_bgnbd_row) +
+               r->ngg * sizeof(struct vs_gg_row);
+    unsigned char *b = malloc(n);
+    if (!b) {
+        return VS_ENOMEM;
+    }
+    struct snapshot_header h = {SNAPSHOT_MAGIC, 0, r->nbg, r->ngg, r->fit.bg, r->fit.gg};
+    memcpy(b, &h, sizeof h);
+    memcpy(b + sizeof h, r->bg, r->nbg * sizeof(struct vs_bgnbd_row));
+    memcpy(b + sizeof h + r->nbg * sizeof(struct vs_bgnbd_row), r->gg,
+           r->ngg * sizeof(struct vs_gg_row));
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static struct refit *snapshot_decode(const unsigned char *b, size_t len)
+{
+    struct snapshot_header h;
+    if (len < sizeof h) {
+        return NULL;
+    }
+    memcpy(&h, b, sizeof h);
+    if (h.magic != SNAPSHOT_MAGIC || h.nbg > len || h.ngg > len ||
+        len != sizeof h + h.nbg * sizeof(struct vs_bgnbd_row) + h.ngg * sizeof(struct vs_gg_row)) {
+        return NULL;
+    }
+    struct refit *r = calloc(1, sizeof *r);
+    if (!r) {
+        return NULL;
+    }
+    r->nbg = h.nbg;
+    r->ngg = h.ngg;
+    r->bg = malloc(h.nbg ? h.nbg * sizeof(struct vs_bgnbd_row) : 1);
+    r->gg = malloc(h.ngg ? h.ngg * sizeof(struct vs_gg_row) : 1);
+    if (!r->bg || !r->gg) {
+        free(r->bg);
+        free(r->gg);
+        free(r);
+        return NULL;
+    }
+    memcpy(r->bg, b + sizeof h, h.nbg * sizeof(struct vs_bgnbd_row));
+    memcpy(r->gg, b + sizeof h + h.nbg * sizeof(struct vs_bgnbd_row),
+           h.ngg * sizeof(struct vs_gg_row));
+    r->fit.bg = h.bg;
+    r->fit.gg = h.gg;
+    r->persisted = 1;
+    return r;
 }
 
 /* Advance the operator's clock; at a refit boundary apply the previous refit, start the next. */
@@ -296,7 +383,22 @@ static int load(struct value *v, char *errbuf, size_t errlen)
     v->next_refit_ts = b->next_refit_ts;
     v->has_result = b->has_result;
     v->result = b->result;
+    int pending = b->refit_pending;
     free(buf);
+    if (pending) {
+        rc = vs_model_get(v->env, "refit", &buf, &len);
+        struct refit *r = rc == 0 ? snapshot_decode(buf, len) : NULL;
+        if (rc == 0) {
+            free(buf);
+        }
+        if (!r) {
+            snprintf(errbuf, errlen, "value: the stored refit snapshot is %s",
+                     rc == 0 ? "malformed" : "missing");
+            return rc ? rc : VS_ECORRUPT;
+        }
+        refit_submit(v, r);
+        v->snapshot_stored = 1;
+    }
 
     for (int p = 0; p < VS_POP_PAGES; p++) {
         char key[16];
@@ -318,11 +420,39 @@ static int load(struct value *v, char *errbuf, size_t errlen)
     return 0;
 }
 
+/*
+ * A refit still running at a commit is not waited for: its snapshot is stored once (the
+ * population has moved on since, so it could not be taken again), and a restart from this
+ * commit runs the same refit from it. A finished one is collected here and its snapshot
+ * dropped.
+ */
 static int value_checkpoint(void *self, struct vs_checkpoint *cp)
 {
     struct value *v = self;
-    refit_collect(v);
     int rc = 0;
+    if (v->job && vs_job_done(v->job)) {
+        refit_collect(v);
+    }
+    if (!v->refit && v->snapshot_stored) {
+        if ((rc = vs_checkpoint_delete(cp, "refit")) != 0) {
+            return rc;
+        }
+        v->snapshot_stored = 0;
+    } else if (v->refit && !v->refit->persisted) {
+        void *buf;
+        size_t len;
+        if ((rc = snapshot_encode(v->refit, &buf, &len)) != 0) {
+            return rc;
+        }
+        rc = vs_checkpoint_put(cp, "refit", buf, len);
+        free(buf);
+        if (rc) {
+            return rc;
+        }
+        v->refit->persisted = 1;
+        v->snapshot_stored = 1;
+        v->dirty = 1;
+    }
     for (int p = 0; p < VS_POP_PAGES && rc == 0; p++) {
         if (!vs_population_page_dirty(v->core.pop, p)) {
             continue;
@@ -356,6 +486,7 @@ static int value_checkpoint(void *self, struct vs_checkpoint *cp)
     b->next_refit_ts = v->next_refit_ts;
     b->updates = c->updates;
     b->has_result = v->has_result;
+    b->refit_pending = v->refit != NULL;
     b->result = v->result;
     b->bg = c->model.bg;
     b->gg = c->model.gg;
@@ -423,6 +554,7 @@ static int value_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     v->env = env;
     v->interval = interval;
     v->min_customers = vs_config_int(cfg, "value.min.customers");
+    v->min_history_weeks = (double)vs_config_int(cfg, "value.min.history.days") / 7.0;
     rc = vs_value_core_init(&v->core, (double)horizon, rate, &tiers, (int)bin, every);
     if (rc) {
         free(v);

@@ -19,11 +19,23 @@
 
 #include "codec.h"
 
-/* Count heap allocations made by this process (glibc's malloc is called underneath). */
+/* Count heap allocations made by this process (glibc's malloc is called underneath). Under
+ * AddressSanitizer, which must own malloc itself, the count is off and its test is skipped. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VS_COUNT_ALLOCS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VS_COUNT_ALLOCS 0
+#endif
+#endif
+#ifndef VS_COUNT_ALLOCS
+#define VS_COUNT_ALLOCS 1
+#endif
+static long alloc_count;
+#if VS_COUNT_ALLOCS
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
-static long alloc_count;
 void *malloc(size_t n)
 {
     alloc_count++;
@@ -39,6 +51,7 @@ void *realloc(void *p, size_t n)
     alloc_count++;
     return __libc_realloc(p, n);
 }
+#endif
 
 static struct vs_event full_event(void)
 {
@@ -321,6 +334,9 @@ static void test_outputs_round_trip(void **state)
 /* After warm-up, decoding and validating an event allocates nothing. */
 static void test_decode_allocates_nothing(void **state)
 {
+    if (!VS_COUNT_ALLOCS) {
+        skip();
+    }
     char err[256], why[256];
     struct vs__codec *c = vs__codec_new(NULL, err, sizeof(err));
     struct vs_event in = full_event(), out;
