@@ -73,8 +73,10 @@ int64_t vs__read_topic(const char *bootstrap, const char *topic, vs__topic_fn fn
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 pending--;
             } else if (!m->err) {
-                fn(arg, m);
                 n++;
+                if (fn(arg, m)) {
+                    pending = 0;
+                }
             }
             rd_kafka_message_destroy(m);
         }
@@ -93,11 +95,11 @@ struct sample_state {
     int printed;
 };
 
-static void print_sample(void *arg, const rd_kafka_message_t *m)
+static int print_sample(void *arg, const rd_kafka_message_t *m)
 {
     struct sample_state *s = arg;
     if (s->printed >= 2) {
-        return;
+        return 1;
     }
     char *json = NULL;
     if (vs__codec_output_to_json(s->codec, s->out, m->payload, m->len, &json) == 0) {
@@ -105,6 +107,7 @@ static void print_sample(void *arg, const rd_kafka_message_t *m)
         s->printed++;
     }
     free(json);
+    return s->printed >= 2;
 }
 
 static int get_field(avro_value_t *rec, const char *name, avro_value_t *out)
@@ -133,13 +136,13 @@ struct fraud_eval {
     int64_t caught[VS__FRAUD_KIND_COUNT];
 };
 
-static void on_fraud_alert(void *arg, const rd_kafka_message_t *m)
+static int on_fraud_alert(void *arg, const rd_kafka_message_t *m)
 {
     struct fraud_eval *f = arg;
     avro_value_reset(&f->value);
     avro_reader_memory_set_source(f->reader, m->payload, (int64_t)m->len);
     if (avro_value_read(f->reader, &f->value)) {
-        return;
+        return 0;
     }
     avro_value_t v;
     int decision = 0;
@@ -152,7 +155,7 @@ static void on_fraud_alert(void *arg, const rd_kafka_message_t *m)
         avro_value_get_string(&v, &event_id, &len);
     }
     if (decision == 0 || !event_id) {
-        return; /* ALLOW verdicts (fraud.emit=all) are not alerts */
+        return 0; /* ALLOW verdicts (fraud.emit=all) are not alerts */
     }
     f->alerts++;
     enum vs__fraud_kind kind = vs__truth_fraud_kind(f->truth, event_id);
@@ -160,6 +163,7 @@ static void on_fraud_alert(void *arg, const rd_kafka_message_t *m)
         f->true_alerts++;
         f->caught[kind]++;
     }
+    return 0;
 }
 
 struct churn_eval {
@@ -172,13 +176,13 @@ struct churn_eval {
     double *delays;
 };
 
-static void on_churn_alert(void *arg, const rd_kafka_message_t *m)
+static int on_churn_alert(void *arg, const rd_kafka_message_t *m)
 {
     struct churn_eval *c = arg;
     avro_value_reset(&c->value);
     avro_reader_memory_set_source(c->reader, m->payload, (int64_t)m->len);
     if (avro_value_read(c->reader, &c->value)) {
-        return;
+        return 0;
     }
     avro_value_t v;
     const char *user = NULL;
@@ -191,7 +195,7 @@ static void on_churn_alert(void *arg, const rd_kafka_message_t *m)
         avro_value_get_long(&v, &ts);
     }
     if (!user) {
-        return;
+        return 0;
     }
     c->alerts++;
     if (vs__truth_dropout(c->truth, user, &dropout) && dropout <= ts) {
@@ -204,6 +208,7 @@ static void on_churn_alert(void *arg, const rd_kafka_message_t *m)
         c->alerted[c->nalerted] = strdup(user);
         c->delays[c->nalerted++] = (double)(ts - dropout) / 86400000.0;
     }
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -265,8 +270,6 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
         const char *topic = vs_config_str(cfg, topic_keys[i]);
         printf("\n  two records of %s:\n", topic);
         struct sample_state s = {codec, (enum vs_output)i, 0};
-        /* Reading a whole topic to print two records is wasteful but simple; the demo's
-         * topics are small enough. */
         vs__read_topic(bootstrap, topic, print_sample, &s, err, sizeof(err));
         if (!s.printed) {
             printf("    (none)\n");

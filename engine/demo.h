@@ -15,9 +15,10 @@ int vs__demo_main(int argc, char **argv);
 
 /*
  * Read a topic from the beginning to its current end (every partition), calling fn for each
- * record. Returns the number of records read, or a negative VS_E* code.
+ * record until fn returns non-zero. Returns the number of records read, or a negative VS_E*
+ * code.
  */
-typedef void (*vs__topic_fn)(void *arg, const rd_kafka_message_t *msg);
+typedef int (*vs__topic_fn)(void *arg, const rd_kafka_message_t *msg);
 int64_t vs__read_topic(const char *bootstrap, const char *topic, vs__topic_fn fn, void *arg,
                        char *errbuf, size_t errlen);
 

@@ -665,7 +665,9 @@ static void plan_customers(struct gen *g, uint32_t want[4])
         want[1] = want[2] = want[3] = 0;
         return;
     }
-    gsl_ran_shuffle(r, eligible, ne, sizeof(uint32_t));
+    if (ne > 1) { /* a period shorter than two weeks has no victims */
+        gsl_ran_shuffle(r, eligible, ne, sizeof(uint32_t));
+    }
     uint32_t k = 0;
     for (int kind = 1; kind < 4; kind++) {
         if (want[kind] > ne - k) {

@@ -267,6 +267,28 @@ static void test_produce_to_kafka(void **state)
     rd_kafka_destroy(host);
 }
 
+/* A period too short for any customer to be a fraud victim (two weeks of history) still gives
+ * a shop, with no planted fraud, rather than an error from the shuffle of no victims. */
+static void test_short_period(void **state)
+{
+    char a[] = "/tmp/vs-gen-s-XXXXXX", t[] = "/tmp/vs-gen-st-XXXXXX";
+    close(mkstemp(a));
+    close(mkstemp(t));
+    assert_int_equal(run_gen("--customers", "300", "--items", "100", "--events", "20000", "--days",
+                             "2", "--out", a, "--truth", t, NULL),
+                     0);
+    size_t la, lt;
+    unsigned char *da = slurp(a, &la), *dt = slurp(t, &lt);
+    assert_true(la > 1000);
+    dt[lt] = 0;
+    assert_non_null(strstr((const char *)dt, "dropout,"));
+    assert_null(strstr((const char *)dt, "fraud,"));
+    free(da);
+    free(dt);
+    unlink(a);
+    unlink(t);
+}
+
 static void test_unreachable_broker_fails_fast(void **state)
 {
     time_t t0 = time(NULL);
@@ -282,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_out_file),
         cmocka_unit_test(test_produce_to_kafka),
+        cmocka_unit_test(test_short_period),
         cmocka_unit_test(test_unreachable_broker_fails_fast),
     };
     return cmocka_run_group_tests_name("gen cli", tests, NULL, NULL);
