@@ -293,7 +293,7 @@ struct vs_rec *vs_rec_new(const struct vs_rec_params *p, char *errbuf, size_t er
     r->mf = vs_mf_new(&p->mf, errbuf, errlen);
     r->cooc = r->mf ? vs_cooc_new(p->cooc_m, errbuf, errlen) : NULL;
     r->pop = r->cooc ? vs_pop_new(p->pop_tau_ms, errbuf, errlen) : NULL;
-    r->touched_cap = p->cooc_window * p->cooc_m;
+    r->touched_cap = p->cooc_window * p->cooc_m + 1; /* + 1: score_together writes one ahead */
     r->touched = malloc((size_t)r->touched_cap * sizeof(int32_t));
     if (!r->pop || !r->touched) {
         if (r->pop) {
@@ -606,9 +606,10 @@ static inline void st4f(float *p, vs__v4sf v)
     memcpy(p, &v, sizeof(v));
 }
 
-#define VS__SELECT_BLOCK 8         /* least scores per block of the select's first pass */
-#define VS__SELECT_MAX_BLOCKS 4096 /* more blocks than this: larger blocks (maxima on the stack)   \
-                                    */
+#define VS__SELECT_BLOCK 8 /* least scores per block of the select's first pass */
+#define VS__SELECT_MAX_BLOCKS                                                                      \
+    4096 /* more blocks than this: larger blocks (maxima on the stack)                             \
+          */
 
 /* The largest of s[0..n), -infinity for none (NaN never wins). The data is always maxps's first
  * operand: maxps returns its second when either is NaN, so a NaN never enters the maximum. */
@@ -811,7 +812,8 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
     int32_t n_items = vs_mf_items(r->mf);
     const float *tot = vs_cooc_totals(r->cooc);
     float v[VS_COOC_MAX_M + 4];
-    r->n_touched = 0;
+    float *co = r->co, *co_best = r->co_best;
+    int32_t *co_rel = r->co_rel, *touched = r->touched, nt = 0;
     for (int s = 0; s < window; s++, rp *= r->p.cooc_decay) {
         int32_t j = cu->recent[s];
         if (j < 0 || j >= n_items) {
@@ -819,29 +821,32 @@ static float score_together(struct vs_rec *r, const struct vs_rec_customer *cu)
         }
         const int32_t *nb = vs_cooc_neighbours(r->cooc, j);
         const float *wt = vs_cooc_weights(r->cooc, j);
-        for (int t = 0; t < m; t++) {
-            v[t] = nb[t] >= 0 ? tot[nb[t]] : 0; /* an empty slot has weight 0: v = 0 */
+        int used = 0; /* slots fill from the front and are never emptied */
+        while (used < m && nb[used] >= 0) {
+            v[used] = tot[nb[used]];
+            used++;
         }
-        contributions(v, wt, m, tot[j], rp);
-        for (int t = 0; t < m; t++) {
+        contributions(v, wt, used, tot[j], rp);
+        /* Written to compile to conditional moves: whether an item is new to this list, or
+         * whether j is its best contributor so far, follows no pattern a branch could learn. */
+        for (int t = 0; t < used; t++) {
             int32_t i = nb[t];
-            if (!(v[t] > 0) || i < 0) {
-                continue;
-            }
-            if (r->co[i] == 0) {
-                r->touched[r->n_touched++] = i;
-                r->co_best[i] = 0;
-                r->co_rel[i] = j;
-            }
-            r->co[i] += v[t];
-            if (v[t] > r->co_best[i]) {
-                r->co_best[i] = v[t];
-                r->co_rel[i] = j;
-            }
-            if (r->co[i] > best) {
-                best = r->co[i];
-            }
+            float vt = v[t] > 0 ? v[t] : 0; /* an underflow adds nothing */
+            float c0 = co[i];
+            int fresh = c0 == 0 && vt > 0;
+            touched[nt] = i;
+            nt += fresh;
+            float cb = fresh ? 0 : co_best[i];
+            int32_t cr = fresh ? j : co_rel[i];
+            int gt = vt > cb;
+            co_best[i] = gt ? vt : cb;
+            co_rel[i] = gt ? j : cr;
+            co[i] = c0 + vt;
         }
+    }
+    r->n_touched = nt;
+    for (int32_t t = 0; t < nt; t++) {
+        best = co[touched[t]] > best ? co[touched[t]] : best;
     }
     return best;
 }
