@@ -739,8 +739,8 @@ int vs_mf_decode_meta(struct vs_mf *mf, const void *buf, size_t len)
     }
     /* Rows arrive with their chunks; until then they are empty ids and zero factors. */
     memset(mf->slots, 0xff, mf->nslots * sizeof(int32_t));
-    memset(mf->y, 0, (size_t)n * (size_t)k * sizeof(float));
-    if (n > 0) {
+    if (n > 0) { /* an empty model has no rows allocated yet */
+        memset(mf->y, 0, (size_t)n * (size_t)k * sizeof(float));
         memset(mf->ids, 0, (size_t)n * VS_MF_ITEM_ID_MAX);
     }
     mf->n = (int32_t)n;
