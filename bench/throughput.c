@@ -8,7 +8,11 @@
  * three rounds, alternating; the medians and their ratios are reported. The last line of stdout
  * is one JSON object, also written to bench/results/throughput.json.
  *
- *   bench_throughput [--events N] [--partitions N] [--rounds N]
+ * A third configuration, every operator but value and churn, gives the share those two add to
+ * the engine's time per event. --customers sets the shop's size (default events / 50) and
+ * --cache-mb the engine's customer cache, so a working set larger than the cache can be run:
+ *
+ *   bench_throughput [--events N] [--customers N] [--cache-mb N] [--partitions N] [--rounds N]
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -110,6 +114,9 @@ static double json_number(const char *path, const char *key)
 }
 
 /* Run the engine binary to the end of the topic; events/s over its busy time, peak RSS. */
+static int cache_mb = 256;
+static char a_cache[64] = "state.cache.mb=256";
+
 static double engine(const char *bootstrap, const char *operators, int round, double *rss_mib,
                      int64_t expect)
 {
@@ -129,7 +136,7 @@ static double engine(const char *bootstrap, const char *operators, int round, do
         execl(VS_BIN, VS_BIN, "run", "--until-end", "--set", a_boot, "--set", a_state, "--set",
               a_metrics, "--set", a_group, "--set", a_ops, "--set", "input.topic=bench.events",
               "--set", "log.level=warn", "--set", "topic.profiles=bench.profiles", "--set",
-              "topic.recommendations=bench.recommendations", (char *)NULL);
+              "topic.recommendations=bench.recommendations", "--set", a_cache, (char *)NULL);
         _exit(127);
     }
     int status;
@@ -165,9 +172,11 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-    int64_t events = 500000;
+    int64_t events = 500000, customers = 0;
     int partitions = 32, rounds = 3;
     static const struct option opts[] = {{"events", required_argument, NULL, 'e'},
+                                         {"customers", required_argument, NULL, 'c'},
+                                         {"cache-mb", required_argument, NULL, 'm'},
                                          {"partitions", required_argument, NULL, 'p'},
                                          {"rounds", required_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
@@ -175,12 +184,18 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'e') {
             events = atoll(optarg);
+        } else if (c == 'c') {
+            customers = atoll(optarg);
+        } else if (c == 'm') {
+            cache_mb = atoi(optarg);
+            snprintf(a_cache, sizeof(a_cache), "state.cache.mb=%d", cache_mb);
         } else if (c == 'p') {
             partitions = atoi(optarg);
         } else if (c == 'r') {
             rounds = atoi(optarg);
         } else {
-            fprintf(stderr, "usage: bench_throughput [--events N] [--partitions N] [--rounds N]\n");
+            fprintf(stderr, "usage: bench_throughput [--events N] [--customers N] [--cache-mb N] "
+                            "[--partitions N] [--rounds N]\n");
             return 2;
         }
     }
@@ -201,7 +216,10 @@ int main(int argc, char **argv)
     vs__broker_create_topic(b, "bench.recommendations", partitions);
     char ev[32], cust[32];
     snprintf(ev, sizeof(ev), "%" PRId64, events);
-    snprintf(cust, sizeof(cust), "%" PRId64, events / 50 > 100 ? events / 50 : 100);
+    if (customers <= 0) {
+        customers = events / 50 > 100 ? events / 50 : 100;
+    }
+    snprintf(cust, sizeof(cust), "%" PRId64, customers);
     char *gen_argv[] = {"gen", "--events", ev, "--customers", cust, "--bootstrap", (char *)boot,
                         "--topic", "bench.events", NULL};
     if (vs__gen_main(9, gen_argv)) {
@@ -221,27 +239,33 @@ int main(int argc, char **argv)
     rd_kafka_destroy(probe);
     fprintf(stderr, "bench: %" PRId64 " events in %d partitions\n", total, partitions);
 
-    double pt[15], eng[15], all[15], rss[15], rss_all[15];
+    double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15];
     for (int r = 0; r < rounds; r++) {
         char out[64];
         snprintf(out, sizeof(out), "bench.passthrough");
         pt[r] = passthrough(boot, "bench.events", out, partitions, total);
         eng[r] = engine(boot, "profile", r, &rss[r], total);
         all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
+        novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
         fprintf(stderr,
                 "round %d: passthrough %.0f ev/s, engine (profile) %.0f ev/s, engine (all "
-                "operators) %.0f ev/s\n",
-                r + 1, pt[r], eng[r], all[r]);
+                "operators) %.0f ev/s, engine (all but value and churn) %.0f ev/s\n",
+                r + 1, pt[r], eng[r], all[r], novc[r]);
     }
     double p = median(pt, rounds), e1 = median(eng, rounds), e2 = median(all, rounds);
+    double e3 = median(novc, rounds);
+    /* The share the value and churn operators add to the time per event of the whole engine:
+     * time per event with every operator over the time without those two, minus one. */
+    double vc_cost = e2 > 0 && e3 > 0 ? e3 / e2 - 1.0 : -1;
     double m1 = median(rss, rounds), m2 = median(rss_all, rounds);
     char json[1024];
     snprintf(json, sizeof(json),
              "{\"bench\":\"throughput\",\"events\":%" PRId64 ",\"engine_events_per_s\":%.0f,"
              "\"passthrough_events_per_s\":%.0f,\"ratio\":%.3f,\"peak_rss_mib\":%.1f,"
              "\"all_operators_events_per_s\":%.0f,\"all_operators_ratio\":%.3f,"
-             "\"all_operators_peak_rss_mib\":%.1f,\"rounds\":%d}",
-             total, e1, p, e1 / p, m1, e2, e2 / p, m2, rounds);
+             "\"all_operators_peak_rss_mib\":%.1f,\"without_value_churn_events_per_s\":%.0f,"
+             "\"value_churn_cost\":%.3f,\"customers\":%" PRId64 ",\"cache_mb\":%d,\"rounds\":%d}",
+             total, e1, p, e1 / p, m1, e2, e2 / p, m2, e3, vc_cost, customers, cache_mb, rounds);
     mkdir(VS_SOURCE_DIR "/bench/results", 0755);
     FILE *f = fopen(VS_SOURCE_DIR "/bench/results/throughput.json", "w");
     if (f) {
