@@ -21,6 +21,8 @@
 
 #include <valuestream/error.h>
 
+#include "vec.h"
+
 /* LAPACK's Cholesky solve, Fortran ABI (OpenBLAS exports it; there is no LAPACKE). */
 extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
                    float *b, const int *ldb, int *info);
@@ -234,34 +236,13 @@ static int reserve(struct vs_mf *mf, int32_t want)
     return 0;
 }
 
-/*
- * Two doubles at a time, written with the compiler's vector extension: the build is -O2 for a
- * baseline x86-64, where the vectorizer leaves loops of a run-time length scalar, and these
- * loops are the whole cost of a customer update. Loads and stores go through memcpy, so no
- * alignment is assumed. Sixteen bytes is the SSE2 register every x86-64 has (a wider type would
- * change how it is passed between functions, and the compiler says so).
- */
-typedef double vs__v2d __attribute__((vector_size(16)));
-
-static inline vs__v2d ld2(const double *p)
-{
-    vs__v2d v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static inline void st2(double *p, vs__v2d v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
 /* y[0..n) += a * x[0..n) */
 static inline void axpy_d(int n, double a, const double *x, double *y)
 {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
-        st2(y + i, ld2(y + i) + a * ld2(x + i));
-        st2(y + i + 2, ld2(y + i + 2) + a * ld2(x + i + 2));
+        vs__st2d(y + i, vs__ld2d(y + i) + a * vs__ld2d(x + i));
+        vs__st2d(y + i + 2, vs__ld2d(y + i + 2) + a * vs__ld2d(x + i + 2));
     }
     for (; i < n; i++) {
         y[i] += a * x[i];
@@ -287,8 +268,9 @@ static void gram_replace(struct vs_mf *mf, const float *old, const float *new)
         double mi = m[i], di = d[i];
         int j = i;
         for (; j + 4 <= k; j += 4) {
-            st2(row + j, ld2(row + j) + (mi * ld2(d + j) + di * ld2(m + j)));
-            st2(row + j + 2, ld2(row + j + 2) + (mi * ld2(d + j + 2) + di * ld2(m + j + 2)));
+            vs__st2d(row + j, vs__ld2d(row + j) + (mi * vs__ld2d(d + j) + di * vs__ld2d(m + j)));
+            vs__st2d(row + j + 2,
+                     vs__ld2d(row + j + 2) + (mi * vs__ld2d(d + j + 2) + di * vs__ld2d(m + j + 2)));
         }
         for (; j < k; j++) {
             row[j] += mi * d[j] + di * m[j];
@@ -499,11 +481,11 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
         const double *yf = yt + (size_t)f * (size_t)mp;
         vs__v2d b0 = {0, 0}, b1 = {0, 0}, d0 = {0, 0}, d1 = {0, 0};
         for (int j = 0; j < mp; j += 4) {
-            vs__v2d y0 = ld2(yf + j), y1 = ld2(yf + j + 2);
-            b0 += ld2(c + j) * y0;
-            b1 += ld2(c + j + 2) * y1;
-            d0 += ld2(am + j) * y0 * y0;
-            d1 += ld2(am + j + 2) * y1 * y1;
+            vs__v2d y0 = vs__ld2d(yf + j), y1 = vs__ld2d(yf + j + 2);
+            b0 += vs__ld2d(c + j) * y0;
+            b1 += vs__ld2d(c + j + 2) * y1;
+            d0 += vs__ld2d(am + j) * y0 * y0;
+            d1 += vs__ld2d(am + j + 2) * y1 * y1;
         }
         b[f] = (b0[0] + b0[1]) + (b1[0] + b1[1]);
         dd[f] = (d0[0] + d0[1]) + (d1[0] + d1[1]);
@@ -524,8 +506,8 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
              * long chain of additions. */
             vs__v2d s0 = {0, 0}, s1 = {0, 0};
             for (int j = 0; j < mp; j += 4) {
-                s0 += ld2(q + j) * ld2(yf + j);
-                s1 += ld2(q + j + 2) * ld2(yf + j + 2);
+                s0 += vs__ld2d(q + j) * vs__ld2d(yf + j);
+                s1 += vs__ld2d(q + j + 2) * vs__ld2d(yf + j + 2);
             }
             double qy = (s0[0] + s0[1]) + (s1[0] + s1[1]);
             double num = b[f] - (gx[f] - row[f] * xf) + dd[f] * xf - qy;
@@ -534,7 +516,7 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
                 continue;
             }
             for (int j = 0; j < mp; j += 2) {
-                st2(q + j, ld2(q + j) + delta * ld2(am + j) * ld2(yf + j));
+                vs__st2d(q + j, vs__ld2d(q + j) + delta * vs__ld2d(am + j) * vs__ld2d(yf + j));
             }
             axpy_d(k - f - 1, delta, row + f + 1, gx + f + 1);
             cur[f] += delta;

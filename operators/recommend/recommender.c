@@ -26,6 +26,8 @@
 
 #include <valuestream/error.h>
 
+#include "vec.h"
+
 /* ==== Configuration ==== */
 
 const struct vs_config_key vs_rec_config[] = {
@@ -585,31 +587,12 @@ struct heap_ent {
     int32_t i;
 };
 
-/* ==== Four floats at a time ====
- *
- * The build is -O2 for a baseline x86-64, where the vectorizer leaves loops of a run-time
- * length scalar; the passes over the catalogue below are written with the compiler's vector
- * extension instead (SSE2's 16-byte registers, which every x86-64 has). Loads and stores go
- * through memcpy: no alignment is assumed.
- */
-typedef float vs__v4sf __attribute__((vector_size(16)));
+/* ==== Select ==== */
 
-static inline vs__v4sf ld4f(const float *p)
-{
-    vs__v4sf v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static inline void st4f(float *p, vs__v4sf v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
-#define VS__SELECT_BLOCK 8 /* least scores per block of the select's first pass */
-#define VS__SELECT_MAX_BLOCKS                                                                      \
-    4096 /* more blocks than this: larger blocks (maxima on the stack)                             \
-          */
+/* Fewest scores per block of the select's first pass. */
+#define VS__SELECT_BLOCK 8
+/* More blocks than this and they grow: their maxima live on the stack. */
+#define VS__SELECT_MAX_BLOCKS 4096
 
 /* The largest of s[0..n), -infinity for none (NaN never wins). The data is always maxps's first
  * operand: maxps returns its second when either is NaN, so a NaN never enters the maximum. */
@@ -766,8 +749,8 @@ static void blend(float *sc, const float *model, const float *ps, float wp, int3
 {
     int32_t i = 0;
     for (; i + 8 <= count; i += 8) {
-        st4f(sc + i, ld4f(model + i) + wp * ld4f(ps + i));
-        st4f(sc + i + 4, ld4f(model + i + 4) + wp * ld4f(ps + i + 4));
+        vs__st4f(sc + i, vs__ld4f(model + i) + wp * vs__ld4f(ps + i));
+        vs__st4f(sc + i + 4, vs__ld4f(model + i + 4) + wp * vs__ld4f(ps + i + 4));
     }
     for (; i < count; i++) {
         sc[i] = model[i] + wp * ps[i];
