@@ -12,7 +12,10 @@
  * the engine's time per event. --customers sets the shop's size (default events / 50) and
  * --cache-mb the engine's customer cache, so a working set larger than the cache can be run:
  *
+ * --extra LIST adds one more configuration (operators=LIST), reported as extra_*.
+ *
  *   bench_throughput [--events N] [--customers N] [--cache-mb N] [--partitions N] [--rounds N]
+ *                    [--extra LIST]
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -179,7 +182,9 @@ int main(int argc, char **argv)
                                          {"cache-mb", required_argument, NULL, 'm'},
                                          {"partitions", required_argument, NULL, 'p'},
                                          {"rounds", required_argument, NULL, 'r'},
+                                         {"extra", required_argument, NULL, 'x'},
                                          {NULL, 0, NULL, 0}};
+    const char *extra = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'e') {
@@ -193,9 +198,11 @@ int main(int argc, char **argv)
             partitions = atoi(optarg);
         } else if (c == 'r') {
             rounds = atoi(optarg);
+        } else if (c == 'x') {
+            extra = optarg;
         } else {
             fprintf(stderr, "usage: bench_throughput [--events N] [--customers N] [--cache-mb N] "
-                            "[--partitions N] [--rounds N]\n");
+                            "[--partitions N] [--rounds N] [--extra LIST]\n");
             return 2;
         }
     }
@@ -239,7 +246,8 @@ int main(int argc, char **argv)
     rd_kafka_destroy(probe);
     fprintf(stderr, "bench: %" PRId64 " events in %d partitions\n", total, partitions);
 
-    double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15];
+    double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15], ext[15],
+        rss_ext[15];
     for (int r = 0; r < rounds; r++) {
         char out[64];
         snprintf(out, sizeof(out), "bench.passthrough");
@@ -247,18 +255,22 @@ int main(int argc, char **argv)
         eng[r] = engine(boot, "profile", r, &rss[r], total);
         all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
         novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+        ext[r] = extra ? engine(boot, extra, r, &rss_ext[r], total) : 0;
+        if (extra) {
+            fprintf(stderr, "round %d: engine (%s) %.0f ev/s\n", r + 1, extra, ext[r]);
+        }
         fprintf(stderr,
                 "round %d: passthrough %.0f ev/s, engine (profile) %.0f ev/s, engine (all "
                 "operators) %.0f ev/s, engine (all but value and churn) %.0f ev/s\n",
                 r + 1, pt[r], eng[r], all[r], novc[r]);
     }
     double p = median(pt, rounds), e1 = median(eng, rounds), e2 = median(all, rounds);
-    double e3 = median(novc, rounds);
+    double e3 = median(novc, rounds), e4 = median(ext, rounds);
     /* The share the value and churn operators add to the time per event of the whole engine:
      * time per event with every operator over the time without those two, minus one. */
     double vc_cost = e2 > 0 && e3 > 0 ? e3 / e2 - 1.0 : -1;
     double m1 = median(rss, rounds), m2 = median(rss_all, rounds);
-    char json[1024];
+    char json[2048];
     snprintf(json, sizeof(json),
              "{\"bench\":\"throughput\",\"events\":%" PRId64 ",\"engine_events_per_s\":%.0f,"
              "\"passthrough_events_per_s\":%.0f,\"ratio\":%.3f,\"peak_rss_mib\":%.1f,"
@@ -266,6 +278,13 @@ int main(int argc, char **argv)
              "\"all_operators_peak_rss_mib\":%.1f,\"without_value_churn_events_per_s\":%.0f,"
              "\"value_churn_cost\":%.3f,\"customers\":%" PRId64 ",\"cache_mb\":%d,\"rounds\":%d}",
              total, e1, p, e1 / p, m1, e2, e2 / p, m2, e3, vc_cost, customers, cache_mb, rounds);
+    if (extra) {
+        size_t l = strlen(json);
+        snprintf(json + l - 1, sizeof(json) - l + 1,
+                 ",\"extra_operators\":\"%s\",\"extra_events_per_s\":%.0f,"
+                 "\"extra_ratio\":%.3f,\"extra_peak_rss_mib\":%.1f}",
+                 extra, e4, e4 / p, median(rss_ext, rounds));
+    }
     mkdir(VS_SOURCE_DIR "/bench/results", 0755);
     FILE *f = fopen(VS_SOURCE_DIR "/bench/results/throughput.json", "w");
     if (f) {
