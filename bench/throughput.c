@@ -12,7 +12,8 @@
  * the engine's time per event. --customers sets the shop's size (default events / 50) and
  * --cache-mb the engine's customer cache, so a working set larger than the cache can be run:
  *
- * --extra LIST adds one more configuration (operators=LIST), reported as extra_*.
+ * --extra LIST adds one more configuration (operators=LIST), reported as extra_*;
+ * --profile-only runs the passthrough and the profile operator alone (large stores).
  *
  *   bench_throughput [--events N] [--customers N] [--cache-mb N] [--partitions N] [--rounds N]
  *                    [--extra LIST]
@@ -183,8 +184,10 @@ int main(int argc, char **argv)
                                          {"partitions", required_argument, NULL, 'p'},
                                          {"rounds", required_argument, NULL, 'r'},
                                          {"extra", required_argument, NULL, 'x'},
+                                         {"profile-only", no_argument, NULL, 'P'},
                                          {NULL, 0, NULL, 0}};
     const char *extra = NULL;
+    int profile_only = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'e') {
@@ -200,9 +203,11 @@ int main(int argc, char **argv)
             rounds = atoi(optarg);
         } else if (c == 'x') {
             extra = optarg;
+        } else if (c == 'P') {
+            profile_only = 1;
         } else {
             fprintf(stderr, "usage: bench_throughput [--events N] [--customers N] [--cache-mb N] "
-                            "[--partitions N] [--rounds N] [--extra LIST]\n");
+                            "[--partitions N] [--rounds N] [--extra LIST] [--profile-only]\n");
             return 2;
         }
     }
@@ -253,8 +258,11 @@ int main(int argc, char **argv)
         snprintf(out, sizeof(out), "bench.passthrough");
         pt[r] = passthrough(boot, "bench.events", out, partitions, total);
         eng[r] = engine(boot, "profile", r, &rss[r], total);
-        all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
-        novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+        all[r] = rss_all[r] = novc[r] = rss_novc[r] = 0;
+        if (!profile_only) {
+            all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
+            novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+        }
         ext[r] = extra ? engine(boot, extra, r, &rss_ext[r], total) : 0;
         if (extra) {
             fprintf(stderr, "round %d: engine (%s) %.0f ev/s\n", r + 1, extra, ext[r]);

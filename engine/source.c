@@ -21,6 +21,12 @@ const struct vs_config_key vs__source_config[] = {
     {"input.topic", VS_CONFIG_STRING, "shop.events", "topic of the shop's events (Avro)"},
     {"input.buffer.per.partition", VS_CONFIG_INT, "20000",
      "records buffered per partition before it is paused"},
+    {"input.prefetch.mb", VS_CONFIG_INT, "512",
+     "what the consumer may fetch ahead over all partitions of the input topic, MiB (each "
+     "partition gets its share, 1 to 16 MiB)"},
+    {"input.buffer.records", VS_CONFIG_INT, "640000",
+     "records buffered over all assigned partitions: each partition gets its share (at least "
+     "256, at most input.buffer.per.partition) before it is paused"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -31,11 +37,18 @@ struct vs__source {
     struct vs__source_callbacks cb;
     struct vs__partition *parts;
     int nparts;
-    uint32_t soft_cap;
+    const struct vs_config *cfg;
+    int64_t prefetch_kbytes; /* the consumer's queued.max.messages.kbytes */
+    uint32_t soft_cap;     /* records buffered per partition before it is paused */
+    uint32_t per_part_cap; /* input.buffer.per.partition */
+    int64_t total_cap;     /* input.buffer.records */
     int pipefd[2];
     uv_poll_t *poll;
     int closed;
 };
+
+#define PREFETCH_MAX_KB 16384 /* per partition: more does not fetch faster from one broker */
+#define PREFETCH_MIN_KB 1024
 
 static uint64_t now_ms(void)
 {
@@ -99,6 +112,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (s->cb.on_assign(s->cb.arg, parts)) {
             vs_log(VS_LOG_ERROR, "cannot restore the assigned partitions' offsets");
         }
+        /* The buffers' share: many partitions must not multiply the memory they take. */
+        int64_t share = parts->cnt > 0 ? s->total_cap / parts->cnt : s->total_cap;
+        share = share < 256 ? 256 : share;
+        s->soft_cap = share < (int64_t)s->per_part_cap ? (uint32_t)share : s->per_part_cap;
         rd_kafka_assign(rk, parts);
         vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
     } else {
@@ -127,20 +144,17 @@ static int apply_kafka(void *arg, const char *key, const char *value, char targe
     return 0;
 }
 
-struct vs__source *vs__source_new(const struct vs_config *cfg,
-                                  const struct vs__source_callbacks *cb, char *errbuf,
-                                  size_t errlen)
+/*
+ * The consumer, with prefetch of at most kbytes per partition. librdkafka stops fetching a
+ * partition whose local queue holds queued.min.messages or queued.max.messages.kbytes, and then
+ * backs off for long: with 20000 records a replay ran at a quarter of the broker's speed, so the
+ * bytes cap is the bound, and it applies per partition (see vs__source_start).
+ */
+static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int64_t kbytes,
+                         char *errbuf, size_t errlen)
 {
-    struct vs__source *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    s->cb = *cb;
-    s->pipefd[0] = s->pipefd[1] = -1;
-    s->topic = strdup(vs_config_str(cfg, "input.topic"));
-    int64_t cap = vs_config_int(cfg, "input.buffer.per.partition");
-    s->soft_cap = cap < 16 ? 16 : (uint32_t)cap;
+    char kb[32];
+    snprintf(kb, sizeof(kb), "%lld", (long long)kbytes);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     struct {
         const char *k, *v;
@@ -154,36 +168,55 @@ struct vs__source *vs__source_new(const struct vs_config *cfg,
         {"fetch.wait.max.ms", "10"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "1000"},
-        /* librdkafka stops fetching a partition whose local queue holds queued.min.messages
-         * or queued.max.messages.kbytes and then backs off for long: with 20000 records a
-         * replay ran at a quarter of the broker's speed. The bytes cap is the real bound. */
         {"queued.min.messages", "200000"},
-        {"queued.max.messages.kbytes", "16384"},
+        {"queued.max.messages.kbytes", kb},
         {"log_level", "4"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         if (rd_kafka_conf_set(conf, defaults[i].k, defaults[i].v, errbuf, errlen)) {
             rd_kafka_conf_destroy(conf);
-            vs__source_free(s);
-            return NULL;
+            return VS_ECONFIG;
         }
     }
     if (vs__config_foreach_kafka(cfg, apply_kafka, conf)) {
         snprintf(errbuf, errlen, "bad kafka.* consumer setting (see the log)");
         rd_kafka_conf_destroy(conf);
-        vs__source_free(s);
-        return NULL;
+        return VS_ECONFIG;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, s);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
-        vs__source_free(s);
-        return NULL;
+        return VS_EKAFKA;
     }
     rd_kafka_poll_set_consumer(s->rk);
     s->queue = rd_kafka_queue_get_consumer(s->rk);
+    s->prefetch_kbytes = kbytes;
+    return 0;
+}
+
+struct vs__source *vs__source_new(const struct vs_config *cfg,
+                                  const struct vs__source_callbacks *cb, char *errbuf,
+                                  size_t errlen)
+{
+    struct vs__source *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->cb = *cb;
+    s->cfg = cfg;
+    s->pipefd[0] = s->pipefd[1] = -1;
+    s->topic = strdup(vs_config_str(cfg, "input.topic"));
+    int64_t cap = vs_config_int(cfg, "input.buffer.per.partition");
+    s->per_part_cap = cap < 16 ? 16 : (uint32_t)cap;
+    s->soft_cap = s->per_part_cap;
+    s->total_cap = vs_config_int(cfg, "input.buffer.records");
+    if (consumer_open(s, cfg, PREFETCH_MAX_KB, errbuf, errlen)) {
+        vs__source_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -437,17 +470,31 @@ int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t 
                  timeout_ms, rd_kafka_err2str(err));
         return VS_EKAFKA;
     }
-    int found = 0;
+    int partitions = 0;
     for (int i = 0; i < md->topic_cnt; i++) {
-        if (!strcmp(md->topics[i].topic, s->topic) && !md->topics[i].err &&
-            md->topics[i].partition_cnt > 0) {
-            found = 1;
+        if (!strcmp(md->topics[i].topic, s->topic) && !md->topics[i].err) {
+            partitions = md->topics[i].partition_cnt;
         }
     }
     rd_kafka_metadata_destroy(md);
-    if (!found) {
+    if (partitions <= 0) {
         snprintf(errbuf, errlen, "input topic '%s' does not exist (input.topic)", s->topic);
         return VS_EKAFKA;
+    }
+    /* librdkafka's prefetch cap applies per partition: a topic of many partitions would
+     * multiply it, so each gets its share of input.prefetch.mb. Nothing is subscribed yet, so
+     * the consumer is simply made anew with its share. */
+    int64_t kb = vs_config_int(s->cfg, "input.prefetch.mb") * 1024 / partitions;
+    kb = kb < PREFETCH_MIN_KB ? PREFETCH_MIN_KB : kb > PREFETCH_MAX_KB ? PREFETCH_MAX_KB : kb;
+    if (kb != s->prefetch_kbytes) {
+        rd_kafka_queue_destroy(s->queue);
+        rd_kafka_destroy(s->rk);
+        s->rk = NULL;
+        s->queue = NULL;
+        int rc = consumer_open(s, s->cfg, kb, errbuf, errlen);
+        if (rc) {
+            return rc;
+        }
     }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);

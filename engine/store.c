@@ -49,6 +49,21 @@
 #define VS__TIMER_KEY_MAX (4 + 8 + VS__STORE_USER_ID_MAX + 1 + 1 + 4)
 #define VS__META_KEY_MAX 512
 
+/*
+ * The next timers of one partition in key order (fire time first), as a scan of the timer
+ * column family found them, kept up to date by every set and cancel: every live timer of the
+ * partition that fires at or before `until` is here, so the timers an hour of event time
+ * brings are served without a RocksDB iterator each.
+ */
+#define TIMER_CACHE_N 32
+struct timer_cache {
+    int valid;
+    int n;
+    int64_t until;
+    uint16_t len[TIMER_CACHE_N];
+    unsigned char key[TIMER_CACHE_N][4 + 8 + 256 + 1 + 1 + 4];
+};
+
 enum { CF_DEFAULT, CF_CUSTOMERS, CF_MODELS, CF_TIMERS, CF_META, CF_COUNT };
 static const char *const vs__cf_names[CF_COUNT] = {"default", "customers", "models", "timers",
                                                    "meta"};
@@ -63,6 +78,7 @@ struct vs__customer {
     uint64_t hash;
     uint32_t id_len;
     uint8_t dirty;
+    uint8_t in_seal; /* its content is in the sealed commit, not yet in RocksDB */
     uint8_t sclass;
     char *id;              /* after the sections, NUL-terminated */
     const size_t *sec_off; /* the store's section offsets */
@@ -90,6 +106,7 @@ struct vs__store {
      * indexed pending batch it was built from, which reads still see until it is written. */
     rocksdb_writebatch_t *sealed;
     rocksdb_writebatch_wi_t *wb_sealed;
+    size_t nsealed; /* its records: sort_buf[0 .. nsealed) */
     char timer_bound[4 + 8];     /* the upper bound ro_timer points into */
 
     /* sections */
@@ -117,8 +134,10 @@ struct vs__store {
     size_t free_bytes;
     uint64_t hits, misses, evictions;
 
-    /* timers: per partition, no timer fires before timer_lb[p] (INT64_MIN: unknown) */
+    /* timers: per partition, no timer fires before timer_lb[p] (INT64_MIN: unknown), and the
+     * partition's next timers as one scan found them (timer_cache[p], NULL until used) */
     int64_t *timer_lb;
+    struct timer_cache **timer_cache;
     size_t ntimer_lb;
 
     struct vs__customer *scratch; /* decoded record for foreach_customer */
@@ -777,12 +796,13 @@ static void cache_unlink(struct vs__store *st, struct vs__customer *e)
 static void cache_evict(struct vs__store *st, size_t need)
 {
     /* The records of a sealed commit are clean but not yet in RocksDB: none leaves the cache
-     * until that commit is written (the cache may outgrow its budget by one commit's worth). */
-    if (st->sealed) {
-        return;
-    }
+     * until that commit is written. The seal put them at the recent end of the clean list, so
+     * the first one met from the old end stops the eviction. */
     while (st->used + need > st->budget && st->clean.prev != &st->clean) {
         struct vs__customer *e = (struct vs__customer *)st->clean.prev;
+        if (e->in_seal) {
+            break;
+        }
         cache_unlink(st, e);
         entry_release(st, e);
         st->evictions++;
@@ -791,7 +811,8 @@ static void cache_evict(struct vs__store *st, size_t need)
 
 int vs__store_wants_commit(const struct vs__store *st)
 {
-    return st->used > st->budget && (st->clean.next == &st->clean || st->sealed);
+    return st->used > st->budget &&
+           (st->clean.prev == &st->clean || ((struct vs__customer *)st->clean.prev)->in_seal);
 }
 
 /* ==== Customer record encoding ==== */
@@ -974,6 +995,7 @@ int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
     e->id[len] = '\0';
     e->id_len = (uint32_t)len;
     e->hash = h;
+    e->in_seal = 0;
 
     char *rerr = NULL;
     rocksdb_pinnableslice_t *ps =
@@ -1292,13 +1314,74 @@ static int64_t *timer_lb(struct vs__store *st, int32_t partition)
         if (!nl) {
             return NULL;
         }
+        st->timer_lb = nl;
+        struct timer_cache **nc = realloc(st->timer_cache, n * sizeof *nc);
+        if (!nc) {
+            return NULL;
+        }
+        st->timer_cache = nc;
         for (size_t i = st->ntimer_lb; i < n; i++) {
             nl[i] = INT64_MIN;
+            nc[i] = NULL;
         }
-        st->timer_lb = nl;
         st->ntimer_lb = n;
     }
     return &st->timer_lb[p];
+}
+
+/* The partition's timer cache (allocated on first use), or NULL: then every call scans. */
+static struct timer_cache *timer_cache(struct vs__store *st, int32_t partition)
+{
+    if (!timer_lb(st, partition)) {
+        return NULL;
+    }
+    struct timer_cache **tc = &st->timer_cache[partition];
+    if (!*tc) {
+        *tc = calloc(1, sizeof **tc);
+    }
+    return *tc;
+}
+
+/* RocksDB's bytewise order of two keys. */
+static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int64_t key_fire(const unsigned char *k)
+{
+    return (int64_t)(get_be64(k + 4) ^ VS__TS_BIAS);
+}
+
+/* Keep a set or cancelled timer's key in step with the cache of its partition. */
+static void timer_cache_note(struct vs__store *st, int32_t partition, const unsigned char *k,
+                             size_t kl, int64_t fire_ts, int set)
+{
+    struct timer_cache *tc = (size_t)partition < st->ntimer_lb ? st->timer_cache[partition] : NULL;
+    if (!tc || !tc->valid || fire_ts > tc->until) {
+        return;
+    }
+    int i = 0;
+    while (i < tc->n && key_cmp(tc->key[i], tc->len[i], k, kl) < 0) {
+        i++;
+    }
+    int found = i < tc->n && key_cmp(tc->key[i], tc->len[i], k, kl) == 0;
+    if (set && !found) {
+        if (tc->n == TIMER_CACHE_N) {
+            tc->valid = 0; /* full: the next call scans again */
+            return;
+        }
+        memmove(tc->key[i + 1], tc->key[i], (size_t)(tc->n - i) * sizeof tc->key[0]);
+        memmove(&tc->len[i + 1], &tc->len[i], (size_t)(tc->n - i) * sizeof tc->len[0]);
+        memcpy(tc->key[i], k, kl);
+        tc->len[i] = (uint16_t)kl;
+        tc->n++;
+    } else if (!set && found) {
+        memmove(tc->key[i], tc->key[i + 1], (size_t)(tc->n - i - 1) * sizeof tc->key[0]);
+        memmove(&tc->len[i], &tc->len[i + 1], (size_t)(tc->n - i - 1) * sizeof tc->len[0]);
+        tc->n--;
+    }
 }
 
 static int timer_check(struct vs__store *st, int32_t partition, const char *user_id, size_t *ulen)
@@ -1325,6 +1408,7 @@ int vs__store_timer_set(struct vs__store *st, int32_t partition, int64_t fire_ts
     unsigned char k[VS__TIMER_KEY_MAX];
     size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
     rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl, "", 0);
+    timer_cache_note(st, partition, k, kl, fire_ts, 1);
     int64_t *lb = timer_lb(st, partition);
     if (lb && *lb != INT64_MIN && fire_ts < *lb) {
         *lb = fire_ts;
@@ -1343,6 +1427,24 @@ int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire
     unsigned char k[VS__TIMER_KEY_MAX];
     size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
     rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl);
+    timer_cache_note(st, partition, k, kl, fire_ts, 0);
+    return 0;
+}
+
+/* Copy a timer key's customer, fire time, operator and tag out. */
+static int timer_key_out(struct vs__store *st, const unsigned char *k, size_t klen,
+                         int64_t *fire_ts, char *user_buf, size_t user_buflen, uint8_t *op,
+                         uint32_t *tag)
+{
+    size_t ulen = klen - 18;
+    if (ulen + 1 > user_buflen) {
+        return fail(st, VS_ETOOBIG, "customer id of %zu bytes does not fit", ulen);
+    }
+    memcpy(user_buf, k + 12, ulen);
+    user_buf[ulen] = '\0';
+    *fire_ts = key_fire(k);
+    *op = k[13 + ulen];
+    *tag = get_be32(k + 14 + ulen);
     return 0;
 }
 
@@ -1351,13 +1453,39 @@ int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire
  * after every watermark advance, and almost always nothing is due, so each partition keeps a
  * lower bound of its timers' fire times (lowered by every set, raised by every scan): when the
  * watermark is below it the answer needs no RocksDB iterator. A scan seeks to that bound, which
- * also skips the tombstones of timers already fired, and looks TIMER_LOOKAHEAD_MS past the
- * watermark: the first timer it sees there (pending or committed, the iterator merges both) is
- * the exact next fire time, and with none the bound moves past the window. Without the window
- * every event that advances the watermark would cost a seek; with it, one seek serves an hour of
- * event time, and the scan still stops before the tombstones of timers cancelled further out.
+ * also skips the tombstones of timers already fired, and reads up to TIMER_CACHE_N timers up to
+ * TIMER_LOOKAHEAD_MS past the watermark (pending or committed, the iterator merges both) into
+ * the partition's cache, which then answers until the watermark passes what it covers. With
+ * the window, one scan serves an hour of event time or a cache of timers, and it still stops
+ * before the tombstones of timers cancelled further out. (The iterator's upper bound binds the
+ * DB alone: a pending key past the window says nothing of committed ones before it, so the
+ * scan stops there.)
  */
 #define TIMER_LOOKAHEAD_MS 3600000 /* event time one timer scan covers past the watermark */
+
+/* The cache's answer: 0 with the first due timer, VS_ENOTFOUND, or 1 when it does not know. */
+static int timer_cache_answer(struct vs__store *st, struct timer_cache *tc, int64_t upto,
+                              int64_t *lb, int64_t *fire_ts, char *user_buf, size_t user_buflen,
+                              uint8_t *op, uint32_t *tag)
+{
+    if (tc->n > 0) {
+        int64_t f = key_fire(tc->key[0]);
+        if (lb) {
+            *lb = f;
+        }
+        if (f > upto) {
+            return VS_ENOTFOUND;
+        }
+        return timer_key_out(st, tc->key[0], tc->len[0], fire_ts, user_buf, user_buflen, op, tag);
+    }
+    if (upto <= tc->until) {
+        if (lb) {
+            *lb = tc->until == INT64_MAX ? INT64_MAX : tc->until + 1;
+        }
+        return VS_ENOTFOUND;
+    }
+    return 1;
+}
 
 int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, int64_t *fire_ts,
                          char *user_buf, size_t user_buflen, uint8_t *op, uint32_t *tag)
@@ -1369,6 +1497,13 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
     int64_t from = lb ? *lb : INT64_MIN;
     if (from != INT64_MIN && upto < from) {
         return VS_ENOTFOUND;
+    }
+    struct timer_cache *tc = timer_cache(st, partition);
+    if (tc && tc->valid) {
+        int rc = timer_cache_answer(st, tc, upto, lb, fire_ts, user_buf, user_buflen, op, tag);
+        if (rc != 1) {
+            return rc;
+        }
     }
 
     size_t blen;
@@ -1389,46 +1524,88 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
     put_be64(seek + 4, (uint64_t)from ^ VS__TS_BIAS);
     rocksdb_iter_seek(it, (const char *)seek, sizeof seek);
 
-    int rc = VS_ENOTFOUND;
-    int64_t next_lb = horizon == INT64_MAX ? INT64_MAX : horizon + 1;
-    if (rocksdb_iter_valid(it)) {
+    /* Read the window's timers in order: into the cache, or (without one) just the first. */
+    unsigned char first[VS__TIMER_KEY_MAX];
+    size_t first_len = 0;
+    int complete = 1, rc = 0;
+    if (tc) {
+        tc->n = 0;
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen >= 19 && get_be32(k) == (uint32_t)partition) {
-            int64_t f = (int64_t)(get_be64(k + 4) ^ VS__TS_BIAS);
-            size_t ulen = klen - 18;
-            if (k[12 + ulen] != 0) {
-                rc = fail(st, VS_ECORRUPT, "malformed timer key in partition %d", (int)partition);
-            } else if (f <= upto) {
-                next_lb = f;
-                if (ulen + 1 > user_buflen) {
-                    rc = fail(st, VS_ETOOBIG, "customer id of %zu bytes does not fit", ulen);
-                } else {
-                    memcpy(user_buf, k + 12, ulen);
-                    user_buf[ulen] = '\0';
-                    *fire_ts = f;
-                    *op = k[13 + ulen];
-                    *tag = get_be32(k + 14 + ulen);
-                    rc = 0;
-                }
-            } else if (f <= horizon) {
-                next_lb = f; /* not due yet: the partition's next fire time */
-            }
-            /* Past the horizon only the pending batch can answer (the upper bound binds the
-             * DB iterator alone): committed timers before f are unseen, the bound stays. */
+        if (klen < 19 || klen > VS__TIMER_KEY_MAX || get_be32(k) != (uint32_t)partition) {
+            break;
         }
+        if (k[klen - 6] != 0) {
+            rc = fail(st, VS_ECORRUPT, "malformed timer key in partition %d", (int)partition);
+            break;
+        }
+        if (key_fire(k) > horizon) {
+            break;
+        }
+        if (!first_len) {
+            memcpy(first, k, klen);
+            first_len = klen;
+        }
+        if (!tc) {
+            complete = 0;
+            break;
+        }
+        if (tc->n == TIMER_CACHE_N) {
+            complete = 0;
+            break;
+        }
+        memcpy(tc->key[tc->n], k, klen);
+        tc->len[tc->n++] = (uint16_t)klen;
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, NULL, 0);
     if (rerr) {
+        if (tc) {
+            tc->valid = 0;
+        }
         return fail_rocks(st, rerr, "cannot read timers");
     }
-    if (lb && rc != VS_ECORRUPT) {
-        *lb = next_lb;
+    if (rc) {
+        if (tc) {
+            tc->valid = 0;
+        }
+        return rc;
     }
-    return rc;
+    if (tc) {
+        tc->until = horizon;
+        if (!complete) {
+            /* Cut at the last fire time read whole: timers that share the last one may go on
+             * past the cache. */
+            int64_t last = key_fire(tc->key[tc->n - 1]);
+            while (tc->n > 0 && key_fire(tc->key[tc->n - 1]) == last) {
+                tc->n--;
+            }
+            tc->until = last - 1;
+        }
+        tc->valid = complete || tc->n > 0;
+        if (tc->valid) {
+            return timer_cache_answer(st, tc, upto, lb, fire_ts, user_buf, user_buflen, op, tag);
+        }
+    }
+    /* No cache, or more timers at one fire time than it holds: the first one alone. */
+    if (!first_len) {
+        if (lb) {
+            *lb = horizon == INT64_MAX ? INT64_MAX : horizon + 1;
+        }
+        return VS_ENOTFOUND;
+    }
+    int64_t f = key_fire(first);
+    if (lb) {
+        *lb = f;
+    }
+    if (f > upto) {
+        return VS_ENOTFOUND;
+    }
+    return timer_key_out(st, first, first_len, fire_ts, user_buf, user_buflen, op, tag);
 }
 
 /* ==== Models ==== */
@@ -1530,9 +1707,11 @@ int vs__store_seal(struct vs__store *st)
     st->wb_sealed = st->wb;
     st->wb = fresh;
 
+    st->nsealed = n;
     if (st->ndirty) {
         for (struct vs__link *l = st->dirty.next; l != &st->dirty; l = l->next) {
             ((struct vs__customer *)l)->dirty = 0;
+            ((struct vs__customer *)l)->in_seal = 1;
         }
         struct vs__link *first = st->dirty.next, *last = st->dirty.prev;
         last->next = st->clean.next;
@@ -1566,6 +1745,10 @@ int vs__store_write_sealed(struct vs__store *st)
     rocksdb_writebatch_wi_destroy(st->wb_sealed);
     st->sealed = NULL;
     st->wb_sealed = NULL;
+    for (size_t i = 0; i < st->nsealed; i++) {
+        st->sort_buf[i]->in_seal = 0;
+    }
+    st->nsealed = 0;
     cache_evict(st, 0);
     return 0;
 }
@@ -1750,6 +1933,10 @@ void vs__store_close(struct vs__store *st)
     free(st->upgrade_buf);
     free(st->secs);
     free(st->sec_off);
+    for (size_t i = 0; i < st->ntimer_lb; i++) {
+        free(st->timer_cache[i]);
+    }
+    free(st->timer_cache);
     free(st->timer_lb);
     free(st->dir);
     free(st);

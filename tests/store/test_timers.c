@@ -279,6 +279,82 @@ static void test_lower_bound(void **state)
     tu_rmdir(dir);
 }
 
+/*
+ * Against a reference: random sets, cancels, commits and watermark steps on two partitions,
+ * with bursts of many timers at one fire time (more than a scan caches) and many within one
+ * look-ahead window, committed and pending mixed. Every answer of the store must be the
+ * reference's earliest due timer.
+ */
+static void test_random_against_reference(void **state)
+{
+    char *dir = tu_tmpdir();
+    struct vs__store *st = open_ok(dir);
+    enum { MAX = 4000 };
+    struct timer *ref = calloc(MAX, sizeof *ref);
+    int nref = 0;
+    uint64_t seed = 99;
+    int64_t wm[2] = {0, 0};
+    int fired = 0;
+    for (int step = 0; step < 6000; step++) {
+        uint64_t r = tu_rand(&seed) % 100;
+        int32_t part = (int32_t)(tu_rand(&seed) % 2);
+        if (r < 45 && nref < MAX - 40) {
+            /* one timer, or a burst of 40 at one fire time, ahead of the watermark */
+            int64_t at = wm[part] + (int64_t)(tu_rand(&seed) % 7200000);
+            int burst = tu_rand(&seed) % 20 == 0 ? 40 : 1;
+            for (int b = 0; b < burst; b++) {
+                struct timer t = {.partition = part, .fire = at, .op = (uint8_t)(b % 3),
+                                  .tag = (uint32_t)(tu_rand(&seed) % 4)};
+                snprintf(t.user, sizeof t.user, "u%d", (int)(tu_rand(&seed) % 500));
+                int dup = 0;
+                for (int i = 0; i < nref; i++) {
+                    dup |= timer_cmp(&ref[i], &t) == 0;
+                }
+                assert_int_equal(vs__store_timer_set(st, part, t.fire, t.user, t.op, t.tag), 0);
+                if (!dup) {
+                    ref[nref++] = t;
+                }
+            }
+        } else if (r < 65 && nref > 0) {
+            int i = (int)(tu_rand(&seed) % (uint64_t)nref);
+            assert_int_equal(vs__store_timer_cancel(st, ref[i].partition, ref[i].fire, ref[i].user,
+                                                    ref[i].op, ref[i].tag),
+                             0);
+            ref[i] = ref[--nref];
+        } else if (r < 70) {
+            assert_int_equal(vs__store_commit(st), 0);
+        } else {
+            wm[part] += (int64_t)(tu_rand(&seed) % 600000);
+            for (;;) {
+                struct timer got = {.partition = part};
+                int rc = vs__store_timer_next(st, part, wm[part], &got.fire, got.user,
+                                              sizeof got.user, &got.op, &got.tag);
+                int best = -1;
+                for (int i = 0; i < nref; i++) {
+                    if (ref[i].partition == part && ref[i].fire <= wm[part] &&
+                        (best < 0 || timer_cmp(&ref[i], &ref[best]) < 0)) {
+                        best = i;
+                    }
+                }
+                if (best < 0) {
+                    assert_int_equal(rc, VS_ENOTFOUND);
+                    break;
+                }
+                assert_int_equal(rc, 0);
+                assert_int_equal(timer_cmp(&got, &ref[best]), 0);
+                assert_int_equal(
+                    vs__store_timer_cancel(st, part, got.fire, got.user, got.op, got.tag), 0);
+                ref[best] = ref[--nref];
+                fired++;
+            }
+        }
+    }
+    assert_true(fired > 1000);
+    free(ref);
+    vs__store_close(st);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_cancel_pending_and_committed),
         cmocka_unit_test(test_persistence),
         cmocka_unit_test(test_lower_bound),
+        cmocka_unit_test(test_random_against_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
