@@ -154,7 +154,8 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     if (system(cmd)) {
         /* nothing to do */
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || busy <= 0 || processed != (double)expect) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || busy <= 0 ||
+        processed != (double)expect) {
         fprintf(stderr, "engine run failed (status %d, processed %.0f of %" PRId64 ")\n", status,
                 processed, expect);
         return -1;
@@ -178,14 +179,11 @@ int main(int argc, char **argv)
 {
     int64_t events = 500000, customers = 0;
     int partitions = 32, rounds = 3;
-    static const struct option opts[] = {{"events", required_argument, NULL, 'e'},
-                                         {"customers", required_argument, NULL, 'c'},
-                                         {"cache-mb", required_argument, NULL, 'm'},
-                                         {"partitions", required_argument, NULL, 'p'},
-                                         {"rounds", required_argument, NULL, 'r'},
-                                         {"extra", required_argument, NULL, 'x'},
-                                         {"profile-only", no_argument, NULL, 'P'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'e'},   {"customers", required_argument, NULL, 'c'},
+        {"cache-mb", required_argument, NULL, 'm'}, {"partitions", required_argument, NULL, 'p'},
+        {"rounds", required_argument, NULL, 'r'},   {"extra", required_argument, NULL, 'x'},
+        {"profile-only", no_argument, NULL, 'P'},   {NULL, 0, NULL, 0}};
     const char *extra = NULL;
     int profile_only = 0;
     int c;
@@ -232,8 +230,8 @@ int main(int argc, char **argv)
         customers = events / 50 > 100 ? events / 50 : 100;
     }
     snprintf(cust, sizeof(cust), "%" PRId64, customers);
-    char *gen_argv[] = {"gen", "--events", ev, "--customers", cust, "--bootstrap", (char *)boot,
-                        "--topic", "bench.events", NULL};
+    char *gen_argv[] = {"gen",         "--events",   ev,        "--customers",  cust,
+                        "--bootstrap", (char *)boot, "--topic", "bench.events", NULL};
     if (vs__gen_main(9, gen_argv)) {
         fprintf(stderr, "generation failed\n");
         return 1;

@@ -152,9 +152,8 @@ int vs__broker_main(int argc, char **argv)
         free(extra);
         return 1;
     }
-    static const char *const topics[] = {"shop.events",      "vs.profiles",
-                                         "vs.recommendations", "vs.churn-alerts",
-                                         "vs.fraud-alerts",  "vs.dead-letters",
+    static const char *const topics[] = {"shop.events",     "vs.profiles",     "vs.recommendations",
+                                         "vs.churn-alerts", "vs.fraud-alerts", "vs.dead-letters",
                                          "vs.fraud-labels"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         vs__broker_create_topic(b, topics[i], partitions);

@@ -363,12 +363,13 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
 
 static void demo_usage(FILE *out)
 {
-    fprintf(out, "usage: valuestream demo [--customers N] [--items N] [--events N] [--days N]\n"
-                 "                        [--seed N] [--partitions N] [--set key=value]...\n"
-                 "\n"
-                 "Start an embedded broker, generate a synthetic shop (default 20k customers,\n"
-                 "2k items, ~1M events over 180 days), run the engine to the end of the stream and\n"
-                 "print a summary with detection quality against the generator's truth.\n");
+    fprintf(out,
+            "usage: valuestream demo [--customers N] [--items N] [--events N] [--days N]\n"
+            "                        [--seed N] [--partitions N] [--set key=value]...\n"
+            "\n"
+            "Start an embedded broker, generate a synthetic shop (default 20k customers,\n"
+            "2k items, ~1M events over 180 days), run the engine to the end of the stream and\n"
+            "print a summary with detection quality against the generator's truth.\n");
 }
 
 static int rm_rf(const char *dir)
@@ -380,12 +381,15 @@ static int rm_rf(const char *dir)
 
 int vs__demo_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"customers", required_argument, NULL, 'c'}, {"items", required_argument, NULL, 'i'},
-        {"events", required_argument, NULL, 'e'},    {"days", required_argument, NULL, 'd'},
-        {"seed", required_argument, NULL, 'S'},      {"partitions", required_argument, NULL, 'p'},
-        {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"customers", required_argument, NULL, 'c'},
+                                         {"items", required_argument, NULL, 'i'},
+                                         {"events", required_argument, NULL, 'e'},
+                                         {"days", required_argument, NULL, 'd'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {"partitions", required_argument, NULL, 'p'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *gen_args[5] = {"20000", "2000", "1000000", "180", "1"};
     char **sets = calloc((size_t)argc + 1, sizeof(char *));
     int nsets = 0, partitions = 64, c;
@@ -460,10 +464,24 @@ int vs__demo_main(int argc, char **argv)
     char truth_path[4200], state_dir[4200];
     snprintf(truth_path, sizeof(truth_path), "%s/truth.csv", dir);
     snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
-    char *gen_argv[] = {"gen",        "--customers", (char *)gen_args[0], "--items",
-                        (char *)gen_args[1], "--events", (char *)gen_args[2], "--days",
-                        (char *)gen_args[3], "--seed", (char *)gen_args[4], "--bootstrap",
-                        (char *)bootstrap, "--topic", (char *)input, "--truth", truth_path, NULL};
+    char *gen_argv[] = {"gen",
+                        "--customers",
+                        (char *)gen_args[0],
+                        "--items",
+                        (char *)gen_args[1],
+                        "--events",
+                        (char *)gen_args[2],
+                        "--days",
+                        (char *)gen_args[3],
+                        "--seed",
+                        (char *)gen_args[4],
+                        "--bootstrap",
+                        (char *)bootstrap,
+                        "--topic",
+                        (char *)input,
+                        "--truth",
+                        truth_path,
+                        NULL};
     fprintf(stderr, "valuestream demo: generating the shop into %s\n", input);
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -494,8 +512,10 @@ int vs__demo_main(int argc, char **argv)
             fprintf(stderr, "valuestream demo: %s\n", err);
             rc = 1;
         } else {
-            double gen_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-            double run_s = (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9;
+            double gen_s =
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+            double run_s =
+                (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9;
             int64_t events = vs__metrics_get(metrics, "events.processed") +
                              vs__metrics_get(metrics, "events.deadlettered");
             int64_t end_ts = vs__truth_end_ts(truth);

@@ -57,8 +57,7 @@ const struct vs_config_key vs__engine_config[] = {
      "avro: plain Avro binary; confluent: magic byte, 4-byte schema id, Avro"},
     {"serde.schema.id.shop_event", VS_CONFIG_INT, "1", "Confluent schema id of shop_event"},
     {"serde.schema.id.user_profile", VS_CONFIG_INT, "2", "Confluent schema id of user_profile"},
-    {"serde.schema.id.recommendation", VS_CONFIG_INT, "3",
-     "Confluent schema id of recommendation"},
+    {"serde.schema.id.recommendation", VS_CONFIG_INT, "3", "Confluent schema id of recommendation"},
     {"serde.schema.id.churn_alert", VS_CONFIG_INT, "4", "Confluent schema id of churn_alert"},
     {"serde.schema.id.fraud_alert", VS_CONFIG_INT, "5", "Confluent schema id of fraud_alert"},
     {"operators", VS_CONFIG_STRING, "value,churn,profile,recommend,fraud",
@@ -146,8 +145,8 @@ struct vs__engine {
     char errbuf[512];
 
     int64_t *m_processed, *m_late, *m_fired, *m_commits, *m_deadletters;
-    double *m_busy;      /* seconds from the first event to the last processed */
-    double *m_commit_s;  /* loop time spent committing, of which m_flush_s waiting for acks */
+    double *m_busy;     /* seconds from the first event to the last processed */
+    double *m_commit_s; /* loop time spent committing, of which m_flush_s waiting for acks */
     double *m_flush_s;
     int sealed; /* a commit is sealed, waiting for its outputs' acknowledgements */
     rd_kafka_topic_partition_list_t *sealed_offsets; /* its offsets, for Kafka after the write */
@@ -583,7 +582,8 @@ static void fire_timers(struct vs__engine *e, struct vs__partition *p)
                              .timer_fire = fire,
                              .timer_tag = tag};
         struct vs_timer t = {vs__customer_id(c), fire, tag};
-        void *section = e->ops[op].section >= 0 ? vs__customer_section(c, e->ops[op].section) : NULL;
+        void *section =
+            e->ops[op].section >= 0 ? vs__customer_section(c, e->ops[op].section) : NULL;
         rc = e->ops[op].op->on_timer(e->ops[op].self, &ctx, &t, section);
         if (rc) {
             op_call_failed(e, op, rc, "on_timer");
@@ -732,7 +732,12 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
     return done;
 }
 
-/* Live mode: idle partitions' watermarks follow the wall clock, firing their timers. */
+/*
+ * Live mode: idle partitions' watermarks follow the wall clock, firing their timers. Idle means
+ * caught up (at the end of the partition) with nothing new for idle.timeout.ms: a partition
+ * with a backlog still to fetch is not idle, else a live start behind the stream would make
+ * every record of its backlog late and fire its timers before the events that re-arm them.
+ */
 static void advance_idle_watermarks(struct vs__engine *e)
 {
     if (!e->live) {
@@ -744,7 +749,7 @@ static void advance_idle_watermarks(struct vs__engine *e)
     int64_t wm = wall_ms() - e->lateness;
     for (int i = 0; i < n; i++) {
         struct vs__partition *p = &parts[i];
-        if (p->assigned && p->count == 0 &&
+        if (p->assigned && p->count == 0 && p->at_eof &&
             now - p->last_arrival_ms >= (uint64_t)e->idle_timeout &&
             (!p->has_watermark || wm > p->watermark)) {
             p->watermark = wm;
@@ -1052,8 +1057,8 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     const char *order = vs_config_str(cfg, "processing.order");
     const char *serde = vs_config_str(cfg, "serde.format");
     if (strcmp(order, "event") && strcmp(order, "arrival")) {
-        snprintf(errbuf, errlen, "config key 'processing.order': expected event or arrival, got '%s'",
-                 order);
+        snprintf(errbuf, errlen,
+                 "config key 'processing.order': expected event or arrival, got '%s'", order);
         rc = VS_ECONFIG;
         goto out;
     }
@@ -1066,10 +1071,10 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     struct {
         const char *key;
         int64_t min;
-    } positive[] = {{"batch.size", 1},        {"commit.interval.ms", 1},
-                    {"commit.interval.events", 1}, {"state.cache.mb", 1},
-                    {"max.record.bytes", 1},  {"idle.timeout.ms", 0},
-                    {"allowed.lateness.ms", 0}};
+    } positive[] = {
+        {"batch.size", 1},         {"commit.interval.ms", 1}, {"commit.interval.events", 1},
+        {"state.cache.mb", 1},     {"max.record.bytes", 1},   {"idle.timeout.ms", 0},
+        {"allowed.lateness.ms", 0}};
     for (size_t i = 0; i < sizeof(positive) / sizeof(positive[0]); i++) {
         if (vs_config_int(cfg, positive[i].key) < positive[i].min) {
             snprintf(errbuf, errlen, "config key '%s': expected at least %" PRId64, positive[i].key,
@@ -1082,9 +1087,9 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         goto out;
     }
     e->arrival_order = strcmp(order, "arrival") == 0;
-    struct vs__codec_options copts = {.confluent = strcmp(serde, "confluent") == 0,
-                                      .input_schema_id =
-                                          (int32_t)vs_config_int(cfg, "serde.schema.id.shop_event")};
+    struct vs__codec_options copts = {
+        .confluent = strcmp(serde, "confluent") == 0,
+        .input_schema_id = (int32_t)vs_config_int(cfg, "serde.schema.id.shop_event")};
     static const char *const out_ids[VS_OUT_COUNT] = {
         "serde.schema.id.user_profile", "serde.schema.id.recommendation",
         "serde.schema.id.churn_alert", "serde.schema.id.fraud_alert"};
@@ -1108,8 +1113,8 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         e->ops[i].section = -1;
         if (op->state_size) {
             e->ops[i].section = nsecs;
-            secs[nsecs++] = (struct vs__section_desc){op->name, op->state_version, op->state_size,
-                                                      op->upgrade};
+            secs[nsecs++] =
+                (struct vs__section_desc){op->name, op->state_version, op->state_size, op->upgrade};
         }
     }
     struct vs__store_options sopts = {
@@ -1173,7 +1178,8 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
                                errlen))) {
         goto out_loop;
     }
-    if (vs__source_attach(e->source, &e->loop) || vs__sink_attach(e->sink, &e->loop, on_delivered, e)) {
+    if (vs__source_attach(e->source, &e->loop) ||
+        vs__sink_attach(e->sink, &e->loop, on_delivered, e)) {
         snprintf(errbuf, errlen, "cannot attach Kafka queues to the event loop");
         rc = VS_EIO;
         goto out_loop;

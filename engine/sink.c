@@ -17,17 +17,19 @@ const struct vs_config_key vs__sink_config[] = {
     {"topic.profiles", VS_CONFIG_STRING, "vs.profiles", "output topic of user_profile records"},
     {"topic.recommendations", VS_CONFIG_STRING, "vs.recommendations",
      "output topic of recommendation records"},
-    {"topic.churn.alerts", VS_CONFIG_STRING, "vs.churn-alerts", "output topic of churn_alert records"},
-    {"topic.fraud.alerts", VS_CONFIG_STRING, "vs.fraud-alerts", "output topic of fraud_alert records"},
+    {"topic.churn.alerts", VS_CONFIG_STRING, "vs.churn-alerts",
+     "output topic of churn_alert records"},
+    {"topic.fraud.alerts", VS_CONFIG_STRING, "vs.fraud-alerts",
+     "output topic of fraud_alert records"},
     {"topic.dead.letters", VS_CONFIG_STRING, "vs.dead-letters",
      "topic for records that cannot be processed (original bytes + error headers)"},
     {"producer.linger.ms", VS_CONFIG_INT, "5", "how long the producer batches records"},
     {NULL, 0, NULL, NULL},
 };
 
-static const char *const topic_keys[VS__SINK_TOPICS] = {
-    "topic.profiles", "topic.recommendations", "topic.churn.alerts", "topic.fraud.alerts",
-    "topic.dead.letters"};
+static const char *const topic_keys[VS__SINK_TOPICS] = {"topic.profiles", "topic.recommendations",
+                                                        "topic.churn.alerts", "topic.fraud.alerts",
+                                                        "topic.dead.letters"};
 
 struct vs__sink {
     rd_kafka_t *rk;
@@ -193,8 +195,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
     }
 }
 
-int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(void *arg),
-                    void *arg)
+int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(void *arg), void *arg)
 {
     s->on_delivered = on_delivered;
     s->on_delivered_arg = arg;
@@ -214,8 +215,8 @@ int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(vo
     return 0;
 }
 
-int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keylen,
-                     const void *val, size_t len, int64_t ts, const char *id, const char *kind)
+int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keylen, const void *val,
+                     size_t len, int64_t ts, const char *id, const char *kind)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(

@@ -39,8 +39,8 @@ int vs__sink_attach(struct vs__sink *s, uv_loop_t *loop, void (*on_delivered)(vo
 void vs__sink_detach(struct vs__sink *s);
 
 /* Produce one record (copied) with the headers vs.id and vs.kind. */
-int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keylen,
-                     const void *val, size_t len, int64_t ts, const char *id, const char *kind);
+int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keylen, const void *val,
+                     size_t len, int64_t ts, const char *id, const char *kind);
 
 /* Dead-letter the original record msg with the error kind ("decode", "schema", "too_large")
  * and its reason. Counts deadletters.<kind>. */

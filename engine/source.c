@@ -39,9 +39,9 @@ struct vs__source {
     int nparts;
     const struct vs_config *cfg;
     int64_t prefetch_kbytes; /* the consumer's queued.max.messages.kbytes */
-    uint32_t soft_cap;     /* records buffered per partition before it is paused */
-    uint32_t per_part_cap; /* input.buffer.per.partition */
-    int64_t total_cap;     /* input.buffer.records */
+    uint32_t soft_cap;       /* records buffered per partition before it is paused */
+    uint32_t per_part_cap;   /* input.buffer.per.partition */
+    int64_t total_cap;       /* input.buffer.records */
     int pipefd[2];
     uv_poll_t *poll;
     int closed;
@@ -434,8 +434,8 @@ int64_t vs__source_lag(struct vs__source *s)
     for (int i = 0; i < s->nparts; i++) {
         int64_t lo, hi;
         struct vs__partition *p = &s->parts[i];
-        if (!p->assigned ||
-            rd_kafka_get_watermark_offsets(s->rk, s->topic, i, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (!p->assigned || rd_kafka_get_watermark_offsets(s->rk, s->topic, i, &lo, &hi) !=
+                                RD_KAFKA_RESP_ERR_NO_ERROR) {
             continue;
         }
         int64_t pos = p->next_offset >= 0 ? p->next_offset : lo;

@@ -24,7 +24,7 @@ struct vs__partition {
     int assigned;
     rd_kafka_message_t **ring;
     uint32_t cap, first, count; /* ring of count records from first */
-    int at_eof;  /* reached the end of the log, nothing fetched since */
+    int at_eof;                 /* reached the end of the log, nothing fetched since */
     int paused;
     int64_t next_offset;      /* offset after the last record processed; -1 if none yet */
     uint64_t last_arrival_ms; /* wall clock of the last fetched record, for idle detection */

@@ -60,6 +60,7 @@ struct timer_cache {
     int valid;
     int n;
     int64_t until;
+    int64_t window; /* how far past the watermark the next scan looks (0: not yet set) */
     uint16_t len[TIMER_CACHE_N];
     unsigned char key[TIMER_CACHE_N][4 + 8 + 256 + 1 + 1 + 4];
 };
@@ -106,8 +107,8 @@ struct vs__store {
      * indexed pending batch it was built from, which reads still see until it is written. */
     rocksdb_writebatch_t *sealed;
     rocksdb_writebatch_wi_t *wb_sealed;
-    size_t nsealed; /* its records: sort_buf[0 .. nsealed) */
-    char timer_bound[4 + 8];     /* the upper bound ro_timer points into */
+    size_t nsealed;          /* its records: sort_buf[0 .. nsealed) */
+    char timer_bound[4 + 8]; /* the upper bound ro_timer points into */
 
     /* sections */
     struct vs__section_desc *secs;
@@ -1084,8 +1085,8 @@ static char *pending_get(struct vs__store *st, int cf, const char *key, size_t k
 {
     if (st->wb_sealed) {
         rocksdb_options_t *o = st->dbopts;
-        char *v = rocksdb_writebatch_wi_get_from_batch_cf(st->wb, o, st->cf[cf], key, klen, vlen,
-                                                          rerr);
+        char *v =
+            rocksdb_writebatch_wi_get_from_batch_cf(st->wb, o, st->cf[cf], key, klen, vlen, rerr);
         if (v || *rerr) {
             return v;
         }
@@ -1454,14 +1455,16 @@ static int timer_key_out(struct vs__store *st, const unsigned char *k, size_t kl
  * lower bound of its timers' fire times (lowered by every set, raised by every scan): when the
  * watermark is below it the answer needs no RocksDB iterator. A scan seeks to that bound, which
  * also skips the tombstones of timers already fired, and reads up to TIMER_CACHE_N timers up to
- * TIMER_LOOKAHEAD_MS past the watermark (pending or committed, the iterator merges both) into
- * the partition's cache, which then answers until the watermark passes what it covers. With
- * the window, one scan serves an hour of event time or a cache of timers, and it still stops
- * before the tombstones of timers cancelled further out. (The iterator's upper bound binds the
+ * a window past the watermark (pending or committed, the iterator merges both; an hour to 30
+ * days, widened while scans find few timers and narrowed when they fill the cache) into
+ * the partition's cache, which then answers until the watermark passes what it covers. So one
+ * scan serves a window of event time or a cache of timers, and it still stops before the
+ * tombstones of timers cancelled further out. (The iterator's upper bound binds the
  * DB alone: a pending key past the window says nothing of committed ones before it, so the
  * scan stops there.)
  */
-#define TIMER_LOOKAHEAD_MS 3600000 /* event time one timer scan covers past the watermark */
+#define TIMER_LOOKAHEAD_MS 3600000       /* the narrowest window a scan looks past the watermark */
+#define TIMER_WINDOW_MAX_MS 2592000000LL /* and the widest, 30 days */
 
 /* The cache's answer: 0 with the first due timer, VS_ENOTFOUND, or 1 when it does not know. */
 static int timer_cache_answer(struct vs__store *st, struct timer_cache *tc, int64_t upto,
@@ -1507,8 +1510,8 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
     }
 
     size_t blen;
-    int64_t horizon = upto > INT64_MAX - TIMER_LOOKAHEAD_MS - 1 ? INT64_MAX
-                                                                  : upto + TIMER_LOOKAHEAD_MS;
+    int64_t window = tc && tc->window ? tc->window : TIMER_LOOKAHEAD_MS;
+    int64_t horizon = upto > INT64_MAX - window - 1 ? INT64_MAX : upto + window;
     if (horizon == INT64_MAX) {
         put_be32((unsigned char *)st->timer_bound, (uint32_t)partition + 1);
         blen = 4;
@@ -1576,6 +1579,11 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
         return rc;
     }
     if (tc) {
+        /* A window that held few timers widens for the next scan, one that overflowed the
+         * cache narrows: scans follow the partition's density of timers. */
+        tc->window = complete
+                         ? (window < TIMER_WINDOW_MAX_MS / 2 ? window * 2 : TIMER_WINDOW_MAX_MS)
+                         : (window > 2 * TIMER_LOOKAHEAD_MS ? window / 2 : TIMER_LOOKAHEAD_MS);
         tc->until = horizon;
         if (!complete) {
             /* Cut at the last fire time read whole: timers that share the last one may go on

@@ -303,7 +303,9 @@ static void test_random_against_reference(void **state)
             int64_t at = wm[part] + (int64_t)(tu_rand(&seed) % 7200000);
             int burst = tu_rand(&seed) % 20 == 0 ? 40 : 1;
             for (int b = 0; b < burst; b++) {
-                struct timer t = {.partition = part, .fire = at, .op = (uint8_t)(b % 3),
+                struct timer t = {.partition = part,
+                                  .fire = at,
+                                  .op = (uint8_t)(b % 3),
                                   .tag = (uint32_t)(tu_rand(&seed) % 4)};
                 snprintf(t.user, sizeof t.user, "u%d", (int)(tu_rand(&seed) % 500));
                 int dup = 0;

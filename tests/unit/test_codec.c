@@ -131,8 +131,12 @@ static void test_event_round_trip(void **state)
     assert_int_equal(vs__event_validate(&out, 0, why, sizeof(why)), 0);
 
     /* Every nullable field null. */
-    struct vs_event sparse = {.event_id = "e2", .user_id = "u", .user_id_len = 1,
-                              .type = VS_EVENT_VIEW, .quantity = 0, .ts = 1767225600000LL};
+    struct vs_event sparse = {.event_id = "e2",
+                              .user_id = "u",
+                              .user_id_len = 1,
+                              .type = VS_EVENT_VIEW,
+                              .quantity = 0,
+                              .ts = 1767225600000LL};
     assert_int_equal(vs__codec_encode_event(c, &sparse, &buf, &len), 0);
     memcpy(copy, buf, len);
     assert_int_equal(vs__codec_decode_event(c, copy, len, &out, why, sizeof(why)), 0);
@@ -266,11 +270,19 @@ static void test_agrees_with_generic_reader(void **state)
             snprintf(ids[k], sizeof(ids[k]), "x%d", rand());
         }
         struct vs_event in = {
-            .event_id = ids[0], .user_id = ids[1], .user_id_len = strlen(ids[1]),
-            .session_id = rand() % 2 ? ids[2] : NULL, .type = rand() % VS_EVENT_TYPE_COUNT,
-            .item_id = rand() % 2 ? ids[3] : NULL, .has_price = rand() % 2,
-            .price = rand() / 7.0, .quantity = rand() % 100 - 50, .has_amount = rand() % 2,
-            .amount = rand() / 3.0, .ts = (int64_t)rand() * 1000, .country = rand() % 2 ? ids[4] : NULL,
+            .event_id = ids[0],
+            .user_id = ids[1],
+            .user_id_len = strlen(ids[1]),
+            .session_id = rand() % 2 ? ids[2] : NULL,
+            .type = rand() % VS_EVENT_TYPE_COUNT,
+            .item_id = rand() % 2 ? ids[3] : NULL,
+            .has_price = rand() % 2,
+            .price = rand() / 7.0,
+            .quantity = rand() % 100 - 50,
+            .has_amount = rand() % 2,
+            .amount = rand() / 3.0,
+            .ts = (int64_t)rand() * 1000,
+            .country = rand() % 2 ? ids[4] : NULL,
         };
         const void *buf;
         size_t len;
@@ -346,8 +358,11 @@ static void test_decode_allocates_nothing(void **state)
     char copy[1024];
     memcpy(copy, buf, len);
     size_t len1 = len;
-    struct vs_event sparse = {.event_id = "e2", .user_id = "u", .user_id_len = 1,
-                              .type = VS_EVENT_VIEW, .ts = 1767225600000LL};
+    struct vs_event sparse = {.event_id = "e2",
+                              .user_id = "u",
+                              .user_id_len = 1,
+                              .type = VS_EVENT_VIEW,
+                              .ts = 1767225600000LL};
     vs__codec_encode_event(c, &sparse, &buf, &len);
     char copy2[1024];
     size_t len2 = len;
