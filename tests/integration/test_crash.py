@@ -104,7 +104,7 @@ def main():
             p = subprocess.Popen(engine_args(bootstrap, state, "crash",
                                              os.path.join(work, "crash%d.json" % runs)))
             if kills < 6:
-                time.sleep(rng.uniform(2.0, 6.0))
+                time.sleep(rng.uniform(1.5, 4.5))
                 if p.poll() is None:
                     p.send_signal(signal.SIGKILL)
                     p.wait()
