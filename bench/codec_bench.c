@@ -22,21 +22,9 @@
 
 #include <avro.h>
 
+#include "bench_util.h"
 #include "codec.h"
 #include "gen.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 struct records {
     unsigned char *data;
@@ -146,7 +134,7 @@ int main(int argc, char **argv)
     double engine_s[51], generic_s[51];
     int64_t bad = 0, checksum = 0;
     for (int k = 0; k < rounds; k++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (size_t i = 0; i < r.n; i++) {
             struct vs_event e;
             if (vs__codec_decode_event(codec, r.data + r.off[i], r.size[i], &e, why, sizeof(why)) ||
@@ -155,7 +143,7 @@ int main(int argc, char **argv)
             }
             checksum += e.ts & 1;
         }
-        double t1 = now_s();
+        double t1 = bench_now_s();
         for (size_t i = 0; i < r.n; i++) {
             avro_value_reset(&value);
             avro_reader_memory_set_source(reader, (const char *)r.data + r.off[i],
@@ -164,12 +152,12 @@ int main(int argc, char **argv)
                 bad++;
             }
         }
-        double t2 = now_s();
+        double t2 = bench_now_s();
         engine_s[k] = t1 - t0;
         generic_s[k] = t2 - t1;
     }
-    qsort(engine_s, (size_t)rounds, sizeof(double), cmp_double);
-    qsort(generic_s, (size_t)rounds, sizeof(double), cmp_double);
+    qsort(engine_s, (size_t)rounds, sizeof(double), bench_cmp_double);
+    qsort(generic_s, (size_t)rounds, sizeof(double), bench_cmp_double);
     double e = (double)r.n / engine_s[rounds / 2], g = (double)r.n / generic_s[rounds / 2];
     fprintf(stderr,
             "%zu records (%.1f bytes each): decode + validate %.2fM/s, Avro C generic read "
@@ -181,13 +169,7 @@ int main(int argc, char **argv)
              "\"avro_generic_read_per_s\":%.0f,\"ratio\":%.3f,\"rejected\":%" PRId64
              ",\"rounds\":%d}",
              r.n, e, g, e / g, bad, rounds);
-    mkdir(VS_SOURCE_DIR "/bench/results", 0755);
-    FILE *f = fopen(VS_SOURCE_DIR "/bench/results/codec_bench.json", "w");
-    if (f) {
-        fprintf(f, "%s\n", out);
-        fclose(f);
-    }
-    printf("%s\n", out);
+    bench_result("codec_bench", out);
     avro_reader_free(reader);
     avro_value_decref(&value);
     avro_value_iface_decref(iface);

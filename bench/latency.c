@@ -48,6 +48,7 @@
 #include <avro.h>
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
 #include "broker.h"
 #include "codec.h"
 #include "gen.h"
@@ -250,22 +251,6 @@ static int64_t produce_event(struct producer *p, const char *topic, int64_t i, i
 }
 
 /* ==== Children: the engine and the passthrough ==== */
-
-static double json_number(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char pat[160];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    char *p = strstr(buf, pat);
-    return p ? strtod(p + strlen(pat), NULL) : -1;
-}
 
 /* A child's directory: its state, its metrics file and its log. */
 struct workdir {
@@ -684,18 +669,18 @@ static struct result live_run(struct vs__broker *b, struct producer *prod, const
     r.unknown = atomic_load(&w.unknown);
     latency_figures(&r, produced_ns, w.received_ns, measure_from);
     if (order) {
-        double commits = json_number(wd.metrics, "commits");
+        double commits = bench_json_number(wd.metrics, "commits");
         if (commits > 0) {
             r.commits = commits;
-            r.commit_ms = 1000 * json_number(wd.metrics, "commit.seconds") / commits;
-            r.flush_ms = 1000 * json_number(wd.metrics, "commit.flush.seconds") / commits;
+            r.commit_ms = 1000 * bench_json_number(wd.metrics, "commit.seconds") / commits;
+            r.flush_ms = 1000 * bench_json_number(wd.metrics, "commit.flush.seconds") / commits;
         }
-        r.deadlettered = json_number(wd.metrics, "events.deadlettered");
-        double processed = json_number(wd.metrics, "events.processed");
+        r.deadlettered = bench_json_number(wd.metrics, "events.deadlettered");
+        double processed = bench_json_number(wd.metrics, "events.processed");
         if (processed > 0) {
-            r.late_share = json_number(wd.metrics, "events.late") / processed;
+            r.late_share = bench_json_number(wd.metrics, "events.late") / processed;
         }
-        r.merge_wait_s = json_number(wd.metrics, "merge.wait.seconds");
+        r.merge_wait_s = bench_json_number(wd.metrics, "merge.wait.seconds");
     }
     if (r.received != r.purchases || r.duplicates || r.unknown || r.deadlettered > 0) {
         r.ok = 0;
@@ -757,8 +742,8 @@ static double max_rate(struct vs__broker *b, int partitions, int64_t probe_event
     struct engine_args ea;
     engine_argv(&ea, boot, wd.dir, "probe", "event", 1);
     int rc = reap(spawn(ea.argv, wd.log), 300, wd.log);
-    double busy = json_number(wd.metrics, "run.busy.seconds");
-    double processed = json_number(wd.metrics, "events.processed");
+    double busy = bench_json_number(wd.metrics, "run.busy.seconds");
+    double processed = bench_json_number(wd.metrics, "events.processed");
     workdir_free(&wd);
     if (rc || busy <= 0 || processed != (double)s.n) {
         fprintf(stderr, "bench_latency: probe run failed (processed %.0f of %" PRId64 ")\n",
@@ -876,13 +861,7 @@ int main(int argc, char **argv)
              ar.p99_ms, ar.max_ms, pt.p50_ms, pt.p99_ms, pt.max_ms, ev.received, ar.received,
              ev.duplicates + ar.duplicates + pt.duplicates, ev.commit_ms, ev.flush_ms, linger,
              partitions, ev.ok && ar.ok && pt.ok ? "true" : "false");
-    mkdir(VS_SOURCE_DIR "/bench/results", 0755);
-    FILE *f = fopen(VS_SOURCE_DIR "/bench/results/latency.json", "w");
-    if (f) {
-        fprintf(f, "%s\n", json);
-        fclose(f);
-    }
-    printf("%s\n", json);
+    bench_result("latency", json);
     vs__broker_free(b);
     return ev.ok && ar.ok && pt.ok ? 0 : 1;
 }

@@ -32,15 +32,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
 #include "broker.h"
 #include "gen.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Consume every partition of topic from the beginning and produce each record to out. */
 static double passthrough(const char *bootstrap, const char *topic, const char *out, int parts,
@@ -79,7 +73,7 @@ static double passthrough(const char *bootstrap, const char *topic, const char *
             rd_kafka_message_t *m = msgs[i];
             if (!m->err) {
                 if (!start) {
-                    start = now_s();
+                    start = bench_now_s();
                 }
                 while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload,
                                         m->len, m->key, m->key_len, NULL) == -1) {
@@ -92,29 +86,13 @@ static double passthrough(const char *bootstrap, const char *topic, const char *
         rd_kafka_poll(p, 0);
     }
     rd_kafka_flush(p, 60000);
-    double elapsed = now_s() - start;
+    double elapsed = bench_now_s() - start;
     rd_kafka_queue_destroy(q);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     rd_kafka_destroy(p);
     return (double)n / elapsed;
-}
-
-static double json_number(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char pat[128];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    char *p = strstr(buf, pat);
-    return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
 /* Run the engine binary to the end of the topic; events/s over its busy time, peak RSS. */
@@ -147,8 +125,8 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     struct rusage ru;
     wait4(pid, &status, 0, &ru);
     *rss_mib = (double)ru.ru_maxrss / 1024.0;
-    double busy = json_number(metrics, "run.busy.seconds");
-    double processed = json_number(metrics, "events.processed");
+    double busy = bench_json_number(metrics, "run.busy.seconds");
+    double processed = bench_json_number(metrics, "events.processed");
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) {
@@ -161,18 +139,6 @@ static double engine(const char *bootstrap, const char *operators, int round, do
         return -1;
     }
     return processed / busy;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv)
@@ -270,12 +236,13 @@ int main(int argc, char **argv)
                 "operators) %.0f ev/s, engine (all but value and churn) %.0f ev/s\n",
                 r + 1, pt[r], eng[r], all[r], novc[r]);
     }
-    double p = median(pt, rounds), e1 = median(eng, rounds), e2 = median(all, rounds);
-    double e3 = median(novc, rounds), e4 = median(ext, rounds);
+    double p = bench_median(pt, rounds), e1 = bench_median(eng, rounds),
+           e2 = bench_median(all, rounds);
+    double e3 = bench_median(novc, rounds), e4 = bench_median(ext, rounds);
     /* The share the value and churn operators add to the time per event of the whole engine:
      * time per event with every operator over the time without those two, minus one. */
     double vc_cost = e2 > 0 && e3 > 0 ? e3 / e2 - 1.0 : -1;
-    double m1 = median(rss, rounds), m2 = median(rss_all, rounds);
+    double m1 = bench_median(rss, rounds), m2 = bench_median(rss_all, rounds);
     char json[2048];
     snprintf(json, sizeof(json),
              "{\"bench\":\"throughput\",\"events\":%" PRId64 ",\"engine_events_per_s\":%.0f,"
@@ -289,15 +256,9 @@ int main(int argc, char **argv)
         snprintf(json + l - 1, sizeof(json) - l + 1,
                  ",\"extra_operators\":\"%s\",\"extra_events_per_s\":%.0f,"
                  "\"extra_ratio\":%.3f,\"extra_peak_rss_mib\":%.1f}",
-                 extra, e4, e4 / p, median(rss_ext, rounds));
+                 extra, e4, e4 / p, bench_median(rss_ext, rounds));
     }
-    mkdir(VS_SOURCE_DIR "/bench/results", 0755);
-    FILE *f = fopen(VS_SOURCE_DIR "/bench/results/throughput.json", "w");
-    if (f) {
-        fprintf(f, "%s\n", json);
-        fclose(f);
-    }
-    printf("%s\n", json);
+    bench_result("throughput", json);
     vs__broker_free(b);
     return 0;
 }
