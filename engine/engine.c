@@ -137,6 +137,7 @@ struct vs__engine {
     int more_active;
     uint64_t blocked_since_us; /* the merge waits for a partition with nothing fetched */
     double *m_merge_wait_s;
+    double *m_peak_rss; /* process.peak_rss_mib */
 
     int64_t since_commit;
     int assigned_once;
@@ -885,12 +886,30 @@ static void on_commit_timer(uv_timer_t *h)
     pump(e);
 }
 
+/* The process's peak resident memory (VmHWM), MiB; 0 where /proc does not tell. */
+static double peak_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    double kb = 0;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) {
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return kb / 1024.0;
+}
+
 /* Replace metrics.file with the metrics now (through a rename, so readers see whole files). */
 static void write_metrics(struct vs__engine *e, const char *path)
 {
     if (!*path) {
         return;
     }
+    *e->m_peak_rss = peak_rss_mib();
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -1146,6 +1165,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_commit_s = vs__metrics_gauge(e->metrics, "commit.seconds");
     e->m_flush_s = vs__metrics_gauge(e->metrics, "commit.flush.seconds");
     e->m_merge_wait_s = vs__metrics_gauge(e->metrics, "merge.wait.seconds");
+    e->m_peak_rss = vs__metrics_gauge(e->metrics, "process.peak_rss_mib");
 
     for (int i = 0; i < e->nops; i++) {
         struct vs__op_slot *s = &e->ops[i];
