@@ -45,9 +45,9 @@ static double passthrough(const char *bootstrap, const char *topic, const char *
     rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
     rd_kafka_conf_set(cc, "group.id", "passthrough", NULL, 0);
     rd_kafka_conf_set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-    /* the engine's consumer prefetch (engine/source.c), so both sides fetch alike */
-    rd_kafka_conf_set(cc, "queued.min.messages", "200000", NULL, 0);
-    rd_kafka_conf_set(cc, "queued.max.messages.kbytes", "16384", NULL, 0);
+    /* the engine's consumer settings (engine/source.c), so both sides fetch alike */
+    rd_kafka_conf_set(cc, "queued.min.messages", "10000000", NULL, 0);
+    rd_kafka_conf_set(cc, "queued.max.messages.kbytes", "524288", NULL, 0);
     rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, NULL, 0);
     rd_kafka_conf_set(pc, "linger.ms", "5", NULL, 0);
     rd_kafka_conf_set(pc, "batch.num.messages", "10000", NULL, 0);

@@ -594,8 +594,8 @@ static void fire_timers(struct vs__engine *e, struct vs__partition *p)
     }
 }
 
-static void process_event(struct vs__engine *e, struct vs__partition *p,
-                          const rd_kafka_message_t *m, const struct vs_event *ev)
+static void process_event(struct vs__engine *e, struct vs__partition *p, const struct vs__record *m,
+                          const struct vs_event *ev)
 {
     struct vs__customer *c;
     int is_new;
@@ -659,14 +659,14 @@ static int ready_head(struct vs__engine *e, struct vs__partition *p)
         if (p->head_state) {
             return 1;
         }
-        rd_kafka_message_t *m = vs__source_peek(p);
+        const struct vs__record *m = vs__source_peek(p);
         if (!m) {
             return 0;
         }
         const char *kind = NULL;
         if ((int64_t)m->len > e->max_record) {
             kind = "too_large";
-            snprintf(why, sizeof(why), "%zu bytes, more than max.record.bytes=%" PRId64, m->len,
+            snprintf(why, sizeof(why), "%u bytes, more than max.record.bytes=%" PRId64, m->len,
                      e->max_record);
         } else if (!m->payload ||
                    vs__codec_decode_event_buf(e->codec, m->payload, m->len, &p->event, &p->strbuf,
@@ -682,7 +682,14 @@ static int ready_head(struct vs__engine *e, struct vs__partition *p)
             p->head_state = 1;
             return 1;
         }
-        if (vs__sink_dead_letter(e->sink, m, kind, why)) {
+        struct vs__sink_source src = {.topic = vs__source_topic(e->source),
+                                      .partition = m->partition,
+                                      .offset = m->offset,
+                                      .key = m->key,
+                                      .key_len = m->key_len,
+                                      .payload = m->payload,
+                                      .len = m->len};
+        if (vs__sink_dead_letter(e->sink, &src, kind, why)) {
             engine_fail(e, VS_EKAFKA, "cannot write to the dead-letter topic");
             return 0;
         }
@@ -716,6 +723,16 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
                     continue;
                 }
                 *blocked = 1;
+                if (getenv("VS_DEBUG_MERGE")) {
+                    long tot = 0;
+                    for (int j = 0; j < n; j++)
+                        tot += parts[j].count;
+                    struct timespec ts;
+                    clock_gettime(CLOCK_REALTIME, &ts);
+                    fprintf(stderr, "BLOCK %.3f p%d off=%lld ring_total=%ld paused=%d\n",
+                            ts.tv_sec + ts.tv_nsec / 1e9, p->id, (long long)p->next_offset, tot,
+                            p->paused);
+                }
                 return done;
             }
             if (!best || p->event.ts < best->event.ts) {
@@ -795,8 +812,9 @@ static void pump(struct vs__engine *e)
     if (e->stopped) {
         return;
     }
-    int fetched = e->draining ? 0 : vs__source_fetch(e->source, (int)e->batch);
-    if (fetched && !e->first_event_ms) {
+    int fetched = e->draining ? 0 : vs__source_fetch(e->source);
+    /* The clock of run.busy.seconds starts at the first record (not at an EOF event). */
+    if (fetched && !e->first_event_ms && vs__source_received(e->source)) {
         e->first_event_ms = mono_ms();
     }
     int blocked;

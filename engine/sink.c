@@ -241,7 +241,7 @@ int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keyl
     return 0;
 }
 
-int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, const char *kind,
+int vs__sink_dead_letter(struct vs__sink *s, const struct vs__sink_source *msg, const char *kind,
                          const char *why)
 {
     char partition[16], offset[32], error[600], counter[64];
@@ -253,14 +253,15 @@ int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, cons
     if (c) {
         (*c)++;
     }
-    const char *topic = rd_kafka_topic_name(msg->rkt);
+    const char *topic = msg->topic;
     char id[512];
     snprintf(id, sizeof(id), "%s/%s/%s/dead_letter", topic, partition, offset);
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             s->rk, RD_KAFKA_V_RKT(s->topics[VS__SINK_DEAD_LETTERS]),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(msg->key, msg->key_len),
-            RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_HEADER("vs.error", error, -1),
+            RD_KAFKA_V_VALUE((void *)msg->payload, msg->len),
+            RD_KAFKA_V_HEADER("vs.error", error, -1),
             RD_KAFKA_V_HEADER("vs.source.topic", topic, -1),
             RD_KAFKA_V_HEADER("vs.source.partition", partition, -1),
             RD_KAFKA_V_HEADER("vs.source.offset", offset, -1), RD_KAFKA_V_HEADER("vs.id", id, -1),

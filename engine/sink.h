@@ -42,9 +42,18 @@ void vs__sink_detach(struct vs__sink *s);
 int vs__sink_produce(struct vs__sink *s, int topic, const char *key, size_t keylen, const void *val,
                      size_t len, int64_t ts, const char *id, const char *kind);
 
+/* An input record as the dead-letter topic receives it: original bytes and where they were. */
+struct vs__sink_source {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key, *payload;
+    size_t key_len, len;
+};
+
 /* Dead-letter the original record msg with the error kind ("decode", "schema", "too_large")
  * and its reason. Counts deadletters.<kind>. */
-int vs__sink_dead_letter(struct vs__sink *s, const rd_kafka_message_t *msg, const char *kind,
+int vs__sink_dead_letter(struct vs__sink *s, const struct vs__sink_source *msg, const char *kind,
                          const char *why);
 
 /* Wait (serving delivery reports) until everything produced is acknowledged. VS_EKAFKA when a

@@ -19,14 +19,13 @@ const struct vs_config_key vs__source_config[] = {
     {"bootstrap.servers", VS_CONFIG_STRING, "localhost:9092", "Kafka brokers (host:port,...)"},
     {"group.id", VS_CONFIG_STRING, "valuestream", "consumer group of the engine"},
     {"input.topic", VS_CONFIG_STRING, "shop.events", "topic of the shop's events (Avro)"},
-    {"input.buffer.per.partition", VS_CONFIG_INT, "20000",
-     "records buffered per partition before it is paused"},
+    {"input.buffer.mb", VS_CONFIG_INT, "16",
+     "fetched records buffered over all assigned partitions, MiB: each partition gets its share "
+     "(at least 64 KiB) before it is paused; enough for about a second of processing, since "
+     "librdkafka may take up to a second to fetch a resumed partition again"},
     {"input.prefetch.mb", VS_CONFIG_INT, "512",
-     "what the consumer may fetch ahead over all partitions of the input topic, MiB (each "
-     "partition gets its share, 1 to 16 MiB)"},
-    {"input.buffer.records", VS_CONFIG_INT, "640000",
-     "records buffered over all assigned partitions: each partition gets its share (at least "
-     "256, at most input.buffer.per.partition) before it is paused"},
+     "what librdkafka may hold fetched ahead for all partitions, MiB: a safety net, since the "
+     "engine takes every fetched record into its own buffers at once (input.buffer.mb)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -39,16 +38,17 @@ struct vs__source {
     int nparts;
     const struct vs_config *cfg;
     int64_t prefetch_kbytes; /* the consumer's queued.max.messages.kbytes */
-    uint32_t soft_cap;       /* records buffered per partition before it is paused */
-    uint32_t per_part_cap;   /* input.buffer.per.partition */
-    int64_t total_cap;       /* input.buffer.records */
+    int64_t part_fetch;      /* the consumer's max.partition.fetch.bytes */
+    size_t share;            /* ring bytes per partition before it is paused */
+    int64_t total_bytes;     /* input.buffer.mb */
+    uint64_t received;       /* records taken from the queue */
     int pipefd[2];
     uv_poll_t *poll;
     int closed;
 };
 
-#define PREFETCH_MAX_KB 16384 /* per partition: more does not fetch faster from one broker */
-#define PREFETCH_MIN_KB 1024
+#define PART_FETCH_MIN 65536
+#define PART_FETCH_MAX 1048576
 
 static uint64_t now_ms(void)
 {
@@ -72,6 +72,7 @@ static struct vs__partition *partition_get(struct vs__source *s, int32_t id)
         for (int i = s->nparts; i < n; i++) {
             np[i].id = i;
             np[i].next_offset = -1;
+            np[i].fetch_offset = -1;
         }
         s->parts = np;
         s->nparts = n;
@@ -81,12 +82,9 @@ static struct vs__partition *partition_get(struct vs__source *s, int32_t id)
 
 static void partition_clear(struct vs__partition *p)
 {
-    while (p->count) {
-        rd_kafka_message_destroy(p->ring[p->first]);
-        p->first = (p->first + 1) % p->cap;
-        p->count--;
-    }
-    p->first = 0;
+    p->fetch_offset = -1;
+    p->head = p->tail = p->wrap = p->used = 0;
+    p->count = 0;
     p->head_state = 0;
     p->at_eof = 0;
     p->paused = 0;
@@ -113,9 +111,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             vs_log(VS_LOG_ERROR, "cannot restore the assigned partitions' offsets");
         }
         /* The buffers' share: many partitions must not multiply the memory they take. */
-        int64_t share = parts->cnt > 0 ? s->total_cap / parts->cnt : s->total_cap;
-        share = share < 256 ? 256 : share;
-        s->soft_cap = share < (int64_t)s->per_part_cap ? (uint32_t)share : s->per_part_cap;
+        int64_t share = parts->cnt > 0 ? s->total_bytes / parts->cnt : s->total_bytes;
+        s->share = share < 65536 ? 65536 : (size_t)share;
         rd_kafka_assign(rk, parts);
         vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
     } else {
@@ -145,16 +142,19 @@ static int apply_kafka(void *arg, const char *key, const char *value, char targe
 }
 
 /*
- * The consumer, with prefetch of at most kbytes per partition. librdkafka stops fetching a
- * partition whose local queue holds queued.min.messages or queued.max.messages.kbytes, and then
- * backs off for long: with 20000 records a replay ran at a quarter of the broker's speed, so the
- * bytes cap is the bound, and it applies per partition (see vs__source_start).
+ * The consumer. Flow control is the engine's, not librdkafka's: the consumer's queue is drained
+ * into the per-partition buffers at every turn, and a partition whose buffer is full is paused.
+ * librdkafka's own caps (queued.min.messages, queued.max.messages.kbytes) apply to the one
+ * consumer queue of all partitions, and once one is reached the fetcher backs off for a whole
+ * second (librdkafka 2.0): set low, they stalled a
+ * replay for 0.5 to 1 s at a time. So they are set high, as a safety net only.
  */
 static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int64_t kbytes,
-                         char *errbuf, size_t errlen)
+                         int64_t part_fetch, char *errbuf, size_t errlen)
 {
-    char kb[32];
+    char kb[32], pf[32];
     snprintf(kb, sizeof(kb), "%lld", (long long)kbytes);
+    snprintf(pf, sizeof(pf), "%lld", (long long)part_fetch);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     struct {
         const char *k, *v;
@@ -168,8 +168,9 @@ static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int6
         {"fetch.wait.max.ms", "10"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "1000"},
-        {"queued.min.messages", "200000"},
+        {"queued.min.messages", "10000000"},
         {"queued.max.messages.kbytes", kb},
+        {"max.partition.fetch.bytes", pf},
         {"log_level", "4"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
@@ -193,6 +194,7 @@ static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int6
     rd_kafka_poll_set_consumer(s->rk);
     s->queue = rd_kafka_queue_get_consumer(s->rk);
     s->prefetch_kbytes = kbytes;
+    s->part_fetch = part_fetch;
     return 0;
 }
 
@@ -209,11 +211,12 @@ struct vs__source *vs__source_new(const struct vs_config *cfg,
     s->cfg = cfg;
     s->pipefd[0] = s->pipefd[1] = -1;
     s->topic = strdup(vs_config_str(cfg, "input.topic"));
-    int64_t cap = vs_config_int(cfg, "input.buffer.per.partition");
-    s->per_part_cap = cap < 16 ? 16 : (uint32_t)cap;
-    s->soft_cap = s->per_part_cap;
-    s->total_cap = vs_config_int(cfg, "input.buffer.records");
-    if (consumer_open(s, cfg, PREFETCH_MAX_KB, errbuf, errlen)) {
+    int64_t buf_mb = vs_config_int(cfg, "input.buffer.mb");
+    s->total_bytes = (buf_mb < 1 ? 1 : buf_mb) << 20;
+    s->share = (size_t)s->total_bytes;
+    int64_t mb = vs_config_int(cfg, "input.prefetch.mb");
+    int64_t kb = mb < 1 ? 1024 : mb > 2047 ? 2097151 : mb * 1024;
+    if (consumer_open(s, cfg, kb, PART_FETCH_MAX, errbuf, errlen)) {
         vs__source_free(s);
         return NULL;
     }
@@ -300,23 +303,83 @@ int vs__source_attach(struct vs__source *s, uv_loop_t *loop)
     return 0;
 }
 
-static int ring_push(struct vs__partition *p, rd_kafka_message_t *m)
+/* A ring entry: this header, then the key and the payload, padded to 8 bytes. */
+struct entry {
+    int64_t offset;
+    uint32_t len, key_len;
+    uint32_t has_payload, pad;
+};
+
+static size_t entry_size(size_t key_len, size_t len)
 {
-    if (p->count == p->cap) {
-        uint32_t ncap = p->cap ? p->cap * 2 : 1024;
-        rd_kafka_message_t **nr = malloc(sizeof(*nr) * ncap);
-        if (!nr) {
+    return (sizeof(struct entry) + key_len + len + 7) & ~(size_t)7;
+}
+
+/* Move the entries to a larger buffer, in order from its start (rare: the ring only grows). */
+static int ring_grow(struct vs__partition *p, size_t need)
+{
+    size_t ncap = p->cap ? p->cap * 2 : 65536;
+    while (ncap < p->used + need) {
+        ncap *= 2;
+    }
+    char *nr = malloc(ncap);
+    if (!nr) {
+        return VS_ENOMEM;
+    }
+    size_t n = 0;
+    if (p->count) {
+        size_t end = p->wrap ? p->wrap : p->tail;
+        memcpy(nr, p->ring + p->head, end - p->head);
+        n = end - p->head;
+        if (p->wrap) {
+            memcpy(nr + n, p->ring, p->tail);
+            n += p->tail;
+        }
+    }
+    free(p->ring);
+    p->ring = nr;
+    p->cap = ncap;
+    p->head = 0;
+    p->tail = n;
+    p->wrap = 0;
+    return 0;
+}
+
+/* Copy m into p's ring (entries go from head to tail, or from head to wrap and then from the
+ * start of the buffer to tail). */
+static int ring_push(struct vs__partition *p, const rd_kafka_message_t *m)
+{
+    size_t need = entry_size(m->key_len, m->len);
+    if (p->count == 0) {
+        p->head = p->tail = p->wrap = 0;
+    }
+    size_t at;
+    if (!p->wrap && p->tail + need <= p->cap) {
+        at = p->tail;
+    } else if (!p->wrap && p->count && need <= p->head) {
+        p->wrap = p->tail;
+        at = 0;
+    } else if (p->wrap && p->tail + need <= p->head) {
+        at = p->tail;
+    } else {
+        if (ring_grow(p, need)) {
             return VS_ENOMEM;
         }
-        for (uint32_t i = 0; i < p->count; i++) {
-            nr[i] = p->ring[(p->first + i) % p->cap];
-        }
-        free(p->ring);
-        p->ring = nr;
-        p->first = 0;
-        p->cap = ncap;
+        at = p->tail;
     }
-    p->ring[(p->first + p->count) % p->cap] = m;
+    struct entry h = {.offset = m->offset,
+                      .len = (uint32_t)m->len,
+                      .key_len = m->key ? (uint32_t)m->key_len : 0,
+                      .has_payload = m->payload != NULL};
+    memcpy(p->ring + at, &h, sizeof(h));
+    if (h.key_len) {
+        memcpy(p->ring + at + sizeof(h), m->key, h.key_len);
+    }
+    if (h.has_payload && h.len) {
+        memcpy(p->ring + at + sizeof(h) + h.key_len, m->payload, h.len);
+    }
+    p->tail = at + need;
+    p->used += need;
     p->count++;
     return 0;
 }
@@ -329,17 +392,28 @@ static void pause_partition(struct vs__source *s, struct vs__partition *p, int p
         rd_kafka_pause_partitions(s->rk, l);
     } else {
         rd_kafka_resume_partitions(s->rk, l);
+        /* A resume alone does not wake librdkafka's fetcher: when every partition was paused
+         * it sleeps up to a second before it fetches the resumed one. A seek to where the ring
+         * ends starts the partition's fetch at once (tests/unit/test_source.c). */
+        if (p->fetch_offset >= 0) {
+            l->elems[0].offset = p->fetch_offset;
+            rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, l, 0);
+            if (err) {
+                vs_log(VS_LOG_WARN, "consumer: seek on resume: %s", rd_kafka_error_string(err));
+                rd_kafka_error_destroy(err);
+            }
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
     p->paused = pause;
 }
 
-int vs__source_fetch(struct vs__source *s, int max)
+int vs__source_fetch(struct vs__source *s)
 {
     rd_kafka_message_t *msgs[1024];
     int total = 0;
-    while (total < max) {
-        int want = max - total < 1024 ? max - total : 1024;
+    for (;;) {
+        int want = 1024;
         ssize_t n = rd_kafka_consume_batch_queue(s->queue, 0, msgs, (size_t)want);
         if (n <= 0) {
             break;
@@ -366,13 +440,23 @@ int vs__source_fetch(struct vs__source *s, int max)
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            p->at_eof = 0;
-            p->last_arrival_ms = now;
-            if (ring_push(p, m)) {
+            if (p->paused || (p->fetch_offset >= 0 && m->offset < p->fetch_offset)) {
+                /* Fetched before the pause took effect (fetched again on resume, from
+                 * fetch_offset), or fetched again around a pause: the ring has it already. */
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            if (p->count >= s->soft_cap && !p->paused) {
+            p->fetch_offset = m->offset + 1;
+            p->at_eof = 0;
+            p->last_arrival_ms = now;
+            s->received++;
+            if (ring_push(p, m)) {
+                vs_log(VS_LOG_ERROR, "out of memory buffering input records");
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            rd_kafka_message_destroy(m);
+            if (p->used >= s->share && !p->paused) {
                 /* Pausing drops what librdkafka holds of the partition; fetching resumes after
                  * the last record handed out, so the records in hand are kept. */
                 pause_partition(s, p, 1);
@@ -385,26 +469,53 @@ int vs__source_fetch(struct vs__source *s, int max)
     return total;
 }
 
+uint64_t vs__source_received(const struct vs__source *s)
+{
+    return s->received;
+}
+
 struct vs__partition *vs__source_partitions(struct vs__source *s, int *n)
 {
     *n = s->nparts;
     return s->parts;
 }
 
-rd_kafka_message_t *vs__source_peek(struct vs__partition *p)
+const struct vs__record *vs__source_peek(struct vs__partition *p)
 {
-    return p->count ? p->ring[p->first] : NULL;
+    if (!p->count) {
+        return NULL;
+    }
+    struct entry h;
+    memcpy(&h, p->ring + p->head, sizeof(h));
+    const char *body = p->ring + p->head + sizeof(h);
+    p->rec = (struct vs__record){.offset = h.offset,
+                                 .partition = p->id,
+                                 .len = h.len,
+                                 .key_len = h.key_len,
+                                 .key = h.key_len ? body : NULL,
+                                 .payload = h.has_payload ? body + h.key_len : NULL};
+    return &p->rec;
 }
 
 void vs__source_pop(struct vs__source *s, struct vs__partition *p)
 {
-    rd_kafka_message_t *m = p->ring[p->first];
-    p->next_offset = m->offset + 1;
-    rd_kafka_message_destroy(m);
-    p->first = (p->first + 1) % p->cap;
+    struct entry h;
+    memcpy(&h, p->ring + p->head, sizeof(h));
+    size_t sz = entry_size(h.key_len, h.len);
+    p->next_offset = h.offset + 1;
+    p->head += sz;
+    p->used -= sz;
     p->count--;
+    if (p->wrap && p->head == p->wrap) {
+        p->head = 0;
+        p->wrap = 0;
+    }
+    if (!p->count) {
+        p->head = p->tail = p->wrap = p->used = 0;
+    }
     p->head_state = 0;
-    if (p->paused && p->count < s->soft_cap / 2) {
+    /* Resume early: a resumed partition may wait up to a second for its next fetch. */
+    if (p->paused && p->used < s->share / 4 * 3) {
         pause_partition(s, p, 0);
     }
 }
@@ -481,17 +592,17 @@ int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t 
         snprintf(errbuf, errlen, "input topic '%s' does not exist (input.topic)", s->topic);
         return VS_EKAFKA;
     }
-    /* librdkafka's prefetch cap applies per partition: a topic of many partitions would
-     * multiply it, so each gets its share of input.prefetch.mb. Nothing is subscribed yet, so
-     * the consumer is simply made anew with its share. */
-    int64_t kb = vs_config_int(s->cfg, "input.prefetch.mb") * 1024 / partitions;
-    kb = kb < PREFETCH_MIN_KB ? PREFETCH_MIN_KB : kb > PREFETCH_MAX_KB ? PREFETCH_MAX_KB : kb;
-    if (kb != s->prefetch_kbytes) {
+    /* A fetch response may bring one batch per partition beyond what a buffer holds when it is
+     * paused: with many partitions the batches are kept small, so that this overshoot stays
+     * within input.buffer.mb. Nothing is subscribed yet, so the consumer is simply made anew. */
+    int64_t pf = s->total_bytes / partitions / 2;
+    pf = pf < PART_FETCH_MIN ? PART_FETCH_MIN : pf > PART_FETCH_MAX ? PART_FETCH_MAX : pf;
+    if (pf != s->part_fetch) {
         rd_kafka_queue_destroy(s->queue);
         rd_kafka_destroy(s->rk);
         s->rk = NULL;
         s->queue = NULL;
-        int rc = consumer_open(s, s->cfg, kb, errbuf, errlen);
+        int rc = consumer_open(s, s->cfg, s->prefetch_kbytes, pf, errbuf, errlen);
         if (rc) {
             return rc;
         }

@@ -2,11 +2,12 @@
  * The source: the librdkafka consumer of the input topic, driven by the libuv loop.
  *
  * The consumer's queue wakes a uv_poll through rd_kafka_queue_io_event_enable (no busy
- * polling). Fetched records are buffered per partition, so that the engine can process them in
- * one deterministic order (a k-way merge by event time; DESIGN.md contract 4). A partition whose
- * buffer is full is paused until the engine has drained it, which bounds memory whatever the
- * consumer fetches. Partition assignment is handed to the engine, which seeks to the offsets in
- * its state store and commits on revocation.
+ * polling). Fetched records are copied into a compact byte ring per partition (and librdkafka's
+ * message freed at once: it costs three times the record), so that the engine can process them
+ * in one deterministic order (a k-way merge by event time; DESIGN.md contract 4). A partition
+ * whose ring holds its share of input.buffer.mb is paused until the engine has drained a quarter
+ * of it, which bounds memory whatever the consumer fetches. Partition assignment is handed to the
+ * engine, which seeks to the offsets in its state store and commits on revocation.
  */
 #ifndef VS_ENGINE_SOURCE_H
 #define VS_ENGINE_SOURCE_H
@@ -19,12 +20,24 @@
 #include <valuestream/config.h>
 #include <valuestream/event.h>
 
+/* One buffered input record; payload and key point into the partition's ring. */
+struct vs__record {
+    int64_t offset;
+    int32_t partition;
+    uint32_t len, key_len;
+    const void *payload, *key; /* payload NULL for an empty record */
+};
+
 struct vs__partition {
     int32_t id;
     int assigned;
-    rd_kafka_message_t **ring;
-    uint32_t cap, first, count; /* ring of count records from first */
-    int at_eof;                 /* reached the end of the log, nothing fetched since */
+    char *ring;             /* entries: header, key, payload, each 8-byte aligned */
+    size_t cap, head, tail; /* bytes; entries from head to tail, wrapping at wrap */
+    size_t wrap, used;      /* where the entries before the start end; bytes in use */
+    uint32_t count;         /* records in the ring */
+    int64_t fetch_offset;   /* offset after the last record taken into the ring; -1 none */
+    struct vs__record rec;  /* the head record, as vs__source_peek returns it */
+    int at_eof;             /* reached the end of the log, nothing fetched since */
     int paused;
     int64_t next_offset;      /* offset after the last record processed; -1 if none yet */
     uint64_t last_arrival_ms; /* wall clock of the last fetched record, for idle detection */
@@ -62,15 +75,20 @@ int vs__source_attach(struct vs__source *s, uv_loop_t *loop);
 /* Stop waking the loop (for draining); closes the poll handle. */
 void vs__source_detach(struct vs__source *s);
 
-/* Move up to max records from the consumer's queue into the partition buffers. Returns the
- * number of queue entries taken (records, EOF and error events); serves rebalances. */
-int vs__source_fetch(struct vs__source *s, int max);
+/* Move everything the consumer's queue holds into the partition buffers (pausing a partition
+ * whose buffer is full), so librdkafka's own prefetch caps are never what stops the fetcher.
+ * Returns the number of queue entries taken (records, EOF and error events); serves
+ * rebalances. */
+int vs__source_fetch(struct vs__source *s);
+
+/* Records received so far (EOF and error events not counted). */
+uint64_t vs__source_received(const struct vs__source *s);
 
 /* The partition table, indexed by partition id; *n is its length. */
 struct vs__partition *vs__source_partitions(struct vs__source *s, int *n);
 
 /* The head record of p (NULL if none), and drop it after processing (offset recorded). */
-rd_kafka_message_t *vs__source_peek(struct vs__partition *p);
+const struct vs__record *vs__source_peek(struct vs__partition *p);
 void vs__source_pop(struct vs__source *s, struct vs__partition *p);
 
 /* The next offset of every assigned partition now (the caller owns the list), and its commit

@@ -1,0 +1,178 @@
+/*
+ * The source's record buffers against the embedded broker: with buffers far smaller than the
+ * topic, partitions are paused and resumed (with the seek that restarts their fetch) many
+ * times and their rings wrap and grow, and still every record of every partition arrives
+ * exactly once, in offset order, with its key and payload intact.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+
+#include "broker.h"
+#include "config.h"
+#include "source.h"
+
+#define PARTS 3
+#define PER_PART 3000
+#define TOPIC "source.test"
+
+/* The payload of (partition, offset): its length and bytes follow from both. */
+static size_t payload_of(int part, int64_t off, char *buf)
+{
+    uint64_t x = (uint64_t)part * 1000003u + (uint64_t)off * 2654435761u + 17;
+    size_t len = 1 + (size_t)(x % 1500);
+    for (size_t i = 0; i < len; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        buf[i] = (char)(x >> 56);
+    }
+    return len;
+}
+
+static int on_assign(void *arg, rd_kafka_topic_partition_list_t *parts)
+{
+    (void)arg;
+    (void)parts;
+    return 0;
+}
+
+static void on_revoke(void *arg, rd_kafka_topic_partition_list_t *parts)
+{
+    (void)arg;
+    (void)parts;
+}
+
+static void on_readable(void *arg)
+{
+    (void)arg;
+}
+
+static void produce_all(const char *bootstrap)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "2", err, sizeof(err));
+    /* Batches of common size: the embedded broker hands out a whole batch per fetch. */
+    rd_kafka_conf_set(conf, "batch.size", "65536", err, sizeof(err));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(p);
+    char buf[2048], key[32];
+    for (int64_t off = 0; off < PER_PART; off++) {
+        for (int part = 0; part < PARTS; part++) {
+            size_t len = payload_of(part, off, buf);
+            int kl = snprintf(key, sizeof(key), "k%d-%lld", part, (long long)off);
+            rd_kafka_resp_err_t e;
+            while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
+                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                          RD_KAFKA_V_KEY(key, (size_t)kl),
+                                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_END)) ==
+                   RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(p, 10);
+            }
+            assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+    }
+    assert_int_equal(rd_kafka_flush(p, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(p);
+}
+
+static void test_pause_resume_exactly_once(void **state)
+{
+    (void)state;
+    char err[512];
+    struct vs__broker *b = vs__broker_new(err, sizeof(err));
+    assert_non_null(b);
+    assert_int_equal(vs__broker_create_topic(b, TOPIC, PARTS), 0);
+    produce_all(vs__broker_bootstraps(b));
+
+    const struct vs_config_key *const tables[] = {vs__source_config};
+    struct vs_config *cfg = vs__config_new(tables, 1);
+    char arg[256];
+    snprintf(arg, sizeof(arg), "bootstrap.servers=%s", vs__broker_bootstraps(b));
+    assert_int_equal(vs__config_set_arg(cfg, arg, err, sizeof(err)), 0);
+    assert_int_equal(vs__config_set_arg(cfg, "input.topic=" TOPIC, err, sizeof(err)), 0);
+    assert_int_equal(vs__config_set_arg(cfg, "group.id=source-test", err, sizeof(err)), 0);
+    /* 1 MiB over 3 partitions: about 350 KiB each, a tenth of a partition's 2.3 MB. */
+    assert_int_equal(vs__config_set_arg(cfg, "input.buffer.mb=1", err, sizeof(err)), 0);
+    struct vs__source_callbacks cb = {NULL, on_assign, on_revoke, on_readable};
+    struct vs__source *s = vs__source_new(cfg, &cb, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(vs__source_start(s, 10000, err, sizeof(err)), 0);
+
+    int64_t next[PARTS] = {0};
+    int pauses[PARTS] = {0}, was_paused[PARTS] = {0}, wrapped = 0;
+    char buf[2048], key[32];
+    int64_t total = 0;
+    time_t deadline = time(NULL) + 120;
+    while (total < (int64_t)PARTS * PER_PART && time(NULL) < deadline) {
+        if (vs__source_fetch(s) == 0) {
+            usleep(1000);
+        }
+        int n;
+        struct vs__partition *parts = vs__source_partitions(s, &n);
+        for (int i = 0; i < n && i < PARTS; i++) {
+            struct vs__partition *p = &parts[i];
+            if (p->paused && !was_paused[i]) {
+                pauses[i]++;
+            }
+            was_paused[i] = p->paused;
+            wrapped |= p->wrap != 0;
+            /* Partitions drained at different speeds: 1, 2 and 4 records a turn. */
+            for (int k = 0; k < (1 << i); k++) {
+                const struct vs__record *r = vs__source_peek(p);
+                if (!r) {
+                    break;
+                }
+                assert_int_equal(r->partition, i);
+                assert_int_equal(r->offset, next[i]);
+                size_t len = payload_of(i, r->offset, buf);
+                int kl = snprintf(key, sizeof(key), "k%d-%lld", i, (long long)r->offset);
+                assert_non_null(r->payload);
+                assert_int_equal(r->len, len);
+                assert_memory_equal(r->payload, buf, len);
+                assert_int_equal(r->key_len, kl);
+                assert_memory_equal(r->key, key, (size_t)kl);
+                vs__source_pop(s, p);
+                wrapped |= p->wrap != 0;
+                next[i]++;
+                total++;
+            }
+        }
+    }
+    for (int i = 0; i < PARTS; i++) {
+        assert_int_equal(next[i], PER_PART);
+        /* The buffers were small enough to be exercised: each partition was paused. */
+        assert_true(pauses[i] >= 2);
+    }
+    assert_true(wrapped);
+    /* Nothing more arrives: no record was delivered twice. */
+    for (int k = 0; k < 200; k++) {
+        vs__source_fetch(s);
+        usleep(1000);
+    }
+    int n;
+    struct vs__partition *parts = vs__source_partitions(s, &n);
+    for (int i = 0; i < n; i++) {
+        assert_null(vs__source_peek(&parts[i]));
+    }
+    vs__source_free(s);
+    vs__config_free(cfg);
+    vs__broker_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pause_resume_exactly_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
