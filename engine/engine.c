@@ -149,7 +149,10 @@ struct vs__engine {
     double *m_busy;     /* seconds from the first event to the last processed */
     double *m_commit_s; /* loop time spent committing, of which m_flush_s waiting for acks */
     double *m_flush_s;
-    int sealed; /* a commit is sealed, waiting for its outputs' acknowledgements */
+    int sealed;               /* a commit is sealed, waiting for its outputs' acknowledgements */
+    struct vs_env job_env;    /* for the commit's write on the thread pool */
+    struct vs_job *write_job; /* the sealed commit being written, if any */
+    char *write_err;          /* its RocksDB error (set by the job) */
     rd_kafka_topic_partition_list_t *sealed_offsets; /* its offsets, for Kafka after the write */
     uint64_t first_event_ms;
     uint64_t progress_last_ms;
@@ -479,11 +482,50 @@ static int commit_seal(struct vs__engine *e)
     return 0;
 }
 
-/* Write the sealed commit if its outputs are acknowledged (waiting for them when wait). */
+static void write_work(void *arg)
+{
+    struct vs__engine *e = arg;
+    vs__store_write_sealed_raw(e->store, &e->write_err);
+}
+
+/* The sealed commit is written (err: RocksDB's error, taken): release it, then Kafka's offsets. */
+static int commit_written(struct vs__engine *e, char *err)
+{
+    uint64_t started = mono_us();
+    int rc = vs__store_sealed_written(e->store, err);
+    if (rc) {
+        engine_fail(e, rc, "state commit failed: %s", vs__store_last_error(e->store));
+        return rc;
+    }
+    vs__source_commit_offsets(e->source, e->sealed_offsets);
+    e->sealed_offsets = NULL;
+    e->sealed = 0;
+    (*e->m_commits)++;
+    *e->m_commit_s += (double)(mono_us() - started) / 1e6;
+    return 0;
+}
+
+/*
+ * Write the sealed commit once its outputs are acknowledged. Without wait the write goes to the
+ * thread pool and a later call (any turn of the loop) completes it; with wait (shutdown,
+ * revocation, cache pressure) everything is done before returning, acknowledgements included.
+ */
 static int commit_finish(struct vs__engine *e, int wait)
 {
     if (e->failed || !e->sealed) {
         return e->failed;
+    }
+    if (e->write_job) {
+        if (!wait && !vs_job_done(e->write_job)) {
+            return 0;
+        }
+        uint64_t t0 = mono_us();
+        vs_job_wait(e->write_job);
+        *e->m_commit_s += (double)(mono_us() - t0) / 1e6;
+        e->write_job = NULL;
+        char *err = e->write_err;
+        e->write_err = NULL;
+        return commit_written(e, err);
     }
     int acked = vs__sink_sealed_state(e->sink);
     if (acked == 0 && wait) {
@@ -501,18 +543,25 @@ static int commit_finish(struct vs__engine *e, int wait)
     if (acked == 0) {
         return 0;
     }
-    uint64_t started = mono_us();
-    int rc = vs__store_write_sealed(e->store);
-    if (rc) {
-        engine_fail(e, rc, "state commit failed: %s", vs__store_last_error(e->store));
-        return rc;
+    if (!wait) {
+        e->write_job = vs_job_submit(&e->job_env, write_work, e);
+        if (e->write_job && !vs_job_done(e->write_job)) {
+            return 0;
+        }
+        /* No thread pool: the job ran here. */
+        if (e->write_job) {
+            vs_job_wait(e->write_job);
+            e->write_job = NULL;
+        }
+        char *err = e->write_err;
+        e->write_err = NULL;
+        return commit_written(e, err);
     }
-    vs__source_commit_offsets(e->source, e->sealed_offsets);
-    e->sealed_offsets = NULL;
-    e->sealed = 0;
-    (*e->m_commits)++;
-    *e->m_commit_s += (double)(mono_us() - started) / 1e6;
-    return 0;
+    uint64_t t0 = mono_us();
+    char *err;
+    vs__store_write_sealed_raw(e->store, &err);
+    *e->m_commit_s += (double)(mono_us() - t0) / 1e6;
+    return commit_written(e, err);
 }
 
 static int engine_commit(struct vs__engine *e)
@@ -723,16 +772,6 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
                     continue;
                 }
                 *blocked = 1;
-                if (getenv("VS_DEBUG_MERGE")) {
-                    long tot = 0;
-                    for (int j = 0; j < n; j++)
-                        tot += parts[j].count;
-                    struct timespec ts;
-                    clock_gettime(CLOCK_REALTIME, &ts);
-                    fprintf(stderr, "BLOCK %.3f p%d off=%lld ring_total=%ld paused=%d\n",
-                            ts.tv_sec + ts.tv_nsec / 1e9, p->id, (long long)p->next_offset, tot,
-                            p->paused);
-                }
                 return done;
             }
             if (!best || p->event.ts < best->event.ts) {
@@ -811,6 +850,9 @@ static void pump(struct vs__engine *e)
 {
     if (e->stopped) {
         return;
+    }
+    if (e->write_job) {
+        commit_finish(e, 0);
     }
     int fetched = e->draining ? 0 : vs__source_fetch(e->source);
     /* The clock of run.busy.seconds starts at the first record (not at an EOF event). */
@@ -1216,6 +1258,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
                                errlen))) {
         goto out_loop;
     }
+    e->job_env = (struct vs_env){e, -1, cfg, e->metrics, e->store, &e->loop};
     if (vs__source_attach(e->source, &e->loop) ||
         vs__sink_attach(e->sink, &e->loop, on_delivered, e)) {
         snprintf(errbuf, errlen, "cannot attach Kafka queues to the event loop");
@@ -1270,6 +1313,13 @@ out_loop:
         }
     }
     write_metrics(e, vs_config_str(cfg, "metrics.file"));
+    if (e->write_job) {
+        /* Failed with a write in flight: let it end before the store closes. */
+        vs_job_wait(e->write_job);
+        e->write_job = NULL;
+        free(e->write_err);
+        e->write_err = NULL;
+    }
     for (int i = 0; i < e->nops; i++) {
         if (e->ops[i].enabled && e->ops[i].self) {
             e->ops[i].op->destroy(e->ops[i].self);

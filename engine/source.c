@@ -105,7 +105,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->next_timer = INT64_MIN;
                 p->last_arrival_ms = now_ms();
             }
-            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            /* Without a stored offset: offset 0 rather than the logical beginning, whose offset
+             * query now and then held one partition's first fetch back for half a second (and
+             * the merge with it); where 0 is gone, auto.offset.reset=earliest applies. */
+            parts->elems[i].offset = 0;
         }
         if (s->cb.on_assign(s->cb.arg, parts)) {
             vs_log(VS_LOG_ERROR, "cannot restore the assigned partitions' offsets");

@@ -1737,13 +1737,27 @@ int vs__store_is_sealed(const struct vs__store *st)
     return st->sealed != NULL;
 }
 
+void vs__store_write_sealed_raw(struct vs__store *st, char **err)
+{
+    *err = NULL;
+    if (st->sealed) {
+        rocksdb_write(st->db, st->wo, st->sealed, err);
+    }
+}
+
 int vs__store_write_sealed(struct vs__store *st)
 {
+    char *rerr;
+    vs__store_write_sealed_raw(st, &rerr);
+    return vs__store_sealed_written(st, rerr);
+}
+
+int vs__store_sealed_written(struct vs__store *st, char *rerr)
+{
     if (!st->sealed) {
+        free(rerr);
         return 0;
     }
-    char *rerr = NULL;
-    rocksdb_write(st->db, st->wo, st->sealed, &rerr);
     if (rerr) {
         /* The sealed batch stays: the engine stops, and a restart replays from the last
          * commit that was written. */

@@ -118,6 +118,16 @@ int vs__store_seal(struct vs__store *st);
 int vs__store_is_sealed(const struct vs__store *st);
 int vs__store_write_sealed(struct vs__store *st);
 
+/*
+ * vs__store_write_sealed() in two halves, so that the write can run on another thread while the
+ * loop goes on: vs__store_write_sealed_raw() only writes the sealed batch (thread-safe while the
+ * loop reads, looks up and changes pending state, but neither seals nor writes meanwhile; *err
+ * receives RocksDB's error, to free), and vs__store_sealed_written() then, on the loop, releases
+ * the batch (or, given an error, fails the store with it and takes err).
+ */
+void vs__store_write_sealed_raw(struct vs__store *st, char **err);
+int vs__store_sealed_written(struct vs__store *st, char *err);
+
 /* Iterate every stored customer in key order (committed state only), for inspect. */
 typedef int (*vs__store_customer_fn)(void *arg, const char *user_id, size_t len,
                                      struct vs__customer *c);

@@ -28,9 +28,65 @@ static const struct vs_config_key profile_config[] = {
     {NULL, 0, NULL, NULL},
 };
 
+/* The fields of user_profile, looked up by name once (by index on every emission). */
+enum {
+    F_USER_ID,
+    F_TS,
+    F_FIRST_SEEN,
+    F_LAST_SEEN,
+    F_VIEWS,
+    F_ADD_TO_CARTS,
+    F_REMOVE_FROM_CARTS,
+    F_PURCHASES,
+    F_REFUNDS,
+    F_SESSIONS,
+    F_TOTAL_SPEND,
+    F_AVG_ORDER_VALUE,
+    F_DISTINCT_ITEMS,
+    F_DISTINCT_CATEGORIES,
+    F_LAST_PURCHASE_TS,
+    F_P_ALIVE,
+    F_EXPECTED_TRANSACTIONS,
+    F_CLV,
+    F_RFM_RECENCY,
+    F_RFM_FREQUENCY,
+    F_RFM_MONETARY,
+    F_SEGMENT,
+    F_TIER,
+    F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "user_id",
+    "ts",
+    "first_seen",
+    "last_seen",
+    "views",
+    "add_to_carts",
+    "remove_from_carts",
+    "purchases",
+    "refunds",
+    "sessions",
+    "total_spend",
+    "avg_order_value",
+    "distinct_items",
+    "distinct_categories",
+    "last_purchase_ts",
+    "p_alive",
+    "expected_transactions",
+    "clv",
+    "rfm_recency",
+    "rfm_frequency",
+    "rfm_monetary",
+    "segment",
+    "tier",
+};
+
 struct profile {
     int64_t emit_interval;
     int64_t *m_emitted;
+    int fields_known;
+    int field[F_COUNT]; /* index in the record, -1 if the schema has no such field */
 };
 
 static uint64_t hash_str(const char *s)
@@ -55,8 +111,10 @@ static void sketch_add(uint8_t *sketch, int bits, const char *value)
 int64_t vs_profile_distinct(const uint8_t *sketch, int bits)
 {
     int set = 0;
-    for (int i = 0; i < bits / 8; i++) {
-        set += __builtin_popcount(sketch[i]);
+    for (int i = 0; i < bits / 64; i++) {
+        uint64_t w;
+        memcpy(&w, sketch + i * 8, sizeof(w));
+        set += __builtin_popcountll(w);
     }
     if (set == bits) {
         return bits; /* saturated: at least this many */
@@ -81,27 +139,42 @@ static int profile_init(struct vs_env *env, void **self, char *errbuf, size_t er
     return 0;
 }
 
-static void set_long(avro_value_t *rec, const char *name, int64_t v)
+static void resolve_fields(struct profile *p, avro_value_t *rec)
+{
+    avro_schema_t schema = avro_value_get_schema(rec);
+    for (int i = 0; i < F_COUNT; i++) {
+        p->field[i] = avro_schema_record_field_get_index(schema, field_names[i]);
+    }
+    p->fields_known = 1;
+}
+
+static int field(struct profile *p, avro_value_t *rec, int which, avro_value_t *f)
+{
+    return p->field[which] < 0 ? -1
+                               : avro_value_get_by_index(rec, (size_t)p->field[which], f, NULL);
+}
+
+static void set_long(struct profile *p, avro_value_t *rec, int which, int64_t v)
 {
     avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) == 0) {
+    if (field(p, rec, which, &f) == 0) {
         avro_value_set_long(&f, v);
     }
 }
 
-static void set_double(avro_value_t *rec, const char *name, double v)
+static void set_double(struct profile *p, avro_value_t *rec, int which, double v)
 {
     avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) == 0) {
+    if (field(p, rec, which, &f) == 0) {
         avro_value_set_double(&f, v);
     }
 }
 
 /* A nullable field: set the non-null branch and return it in *b, or set null when !present. */
-static int branch(avro_value_t *rec, const char *name, int present, avro_value_t *b)
+static int branch(struct profile *p, avro_value_t *rec, int which, int present, avro_value_t *b)
 {
     avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL)) {
+    if (field(p, rec, which, &f)) {
         return -1;
     }
     if (!present) {
@@ -116,51 +189,55 @@ static int emit(struct profile *p, struct vs_ctx *ctx, const struct vs_event *ev
                 struct vs_profile_section *s)
 {
     avro_value_t *rec = vs_output_begin(ctx, VS_OUT_PROFILE), f, b;
-    avro_value_get_by_name(rec, "user_id", &f, NULL);
-    avro_value_set_string(&f, ev->user_id);
-    set_long(rec, "ts", ev->ts);
-    set_long(rec, "first_seen", s->first_seen);
-    set_long(rec, "last_seen", s->last_seen);
-    set_long(rec, "views", s->counts[VS_EVENT_VIEW]);
-    set_long(rec, "add_to_carts", s->counts[VS_EVENT_ADD_TO_CART]);
-    set_long(rec, "remove_from_carts", s->counts[VS_EVENT_REMOVE_FROM_CART]);
-    set_long(rec, "purchases", s->counts[VS_EVENT_PURCHASE]);
-    set_long(rec, "refunds", s->counts[VS_EVENT_REFUND]);
-    set_long(rec, "sessions", s->sessions);
-    set_double(rec, "total_spend", s->total_spend);
-    set_double(rec, "avg_order_value",
+    if (!p->fields_known) {
+        resolve_fields(p, rec);
+    }
+    if (field(p, rec, F_USER_ID, &f) == 0) {
+        avro_value_set_string(&f, ev->user_id);
+    }
+    set_long(p, rec, F_TS, ev->ts);
+    set_long(p, rec, F_FIRST_SEEN, s->first_seen);
+    set_long(p, rec, F_LAST_SEEN, s->last_seen);
+    set_long(p, rec, F_VIEWS, s->counts[VS_EVENT_VIEW]);
+    set_long(p, rec, F_ADD_TO_CARTS, s->counts[VS_EVENT_ADD_TO_CART]);
+    set_long(p, rec, F_REMOVE_FROM_CARTS, s->counts[VS_EVENT_REMOVE_FROM_CART]);
+    set_long(p, rec, F_PURCHASES, s->counts[VS_EVENT_PURCHASE]);
+    set_long(p, rec, F_REFUNDS, s->counts[VS_EVENT_REFUND]);
+    set_long(p, rec, F_SESSIONS, s->sessions);
+    set_double(p, rec, F_TOTAL_SPEND, s->total_spend);
+    set_double(p, rec, F_AVG_ORDER_VALUE,
                s->purchases_with_amount ? s->purchase_amount_sum / (double)s->purchases_with_amount
                                         : 0.0);
-    set_long(rec, "distinct_items", vs_profile_distinct(s->items, VS_PROFILE_ITEM_BITS));
-    set_long(rec, "distinct_categories",
+    set_long(p, rec, F_DISTINCT_ITEMS, vs_profile_distinct(s->items, VS_PROFILE_ITEM_BITS));
+    set_long(p, rec, F_DISTINCT_CATEGORIES,
              vs_profile_distinct(s->categories, VS_PROFILE_CATEGORY_BITS));
-    if (branch(rec, "last_purchase_ts", s->last_purchase_ts != 0, &b) == 0) {
+    if (branch(p, rec, F_LAST_PURCHASE_TS, s->last_purchase_ts != 0, &b) == 0) {
         avro_value_set_long(&b, s->last_purchase_ts);
     }
     struct vs_value_scores v;
     int has_value = vs_value_scores(ctx, &v) == 0;
-    if (branch(rec, "p_alive", has_value, &b) == 0) {
+    if (branch(p, rec, F_P_ALIVE, has_value, &b) == 0) {
         avro_value_set_double(&b, v.p_alive);
     }
-    if (branch(rec, "expected_transactions", has_value, &b) == 0) {
+    if (branch(p, rec, F_EXPECTED_TRANSACTIONS, has_value, &b) == 0) {
         avro_value_set_double(&b, v.expected_transactions);
     }
-    if (branch(rec, "clv", has_value, &b) == 0) {
+    if (branch(p, rec, F_CLV, has_value, &b) == 0) {
         avro_value_set_double(&b, v.clv);
     }
-    if (branch(rec, "rfm_recency", has_value, &b) == 0) {
+    if (branch(p, rec, F_RFM_RECENCY, has_value, &b) == 0) {
         avro_value_set_int(&b, v.rfm_recency);
     }
-    if (branch(rec, "rfm_frequency", has_value, &b) == 0) {
+    if (branch(p, rec, F_RFM_FREQUENCY, has_value, &b) == 0) {
         avro_value_set_int(&b, v.rfm_frequency);
     }
-    if (branch(rec, "rfm_monetary", has_value, &b) == 0) {
+    if (branch(p, rec, F_RFM_MONETARY, has_value, &b) == 0) {
         avro_value_set_int(&b, v.rfm_monetary);
     }
-    if (branch(rec, "segment", has_value, &b) == 0) {
+    if (branch(p, rec, F_SEGMENT, has_value, &b) == 0) {
         avro_value_set_string(&b, v.segment);
     }
-    if (branch(rec, "tier", has_value, &b) == 0) {
+    if (branch(p, rec, F_TIER, has_value, &b) == 0) {
         avro_value_set_string(&b, v.tier);
     }
     int rc = vs_output_send(ctx, VS_OUT_PROFILE, ev->user_id);
