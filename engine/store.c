@@ -820,12 +820,17 @@ int vs__store_wants_commit(const struct vs__store *st)
 
 static int is_zero(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i]) {
-            return 0;
-        }
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof(w));
+        acc |= w;
     }
-    return 1;
+    for (; i < n; i++) {
+        acc |= p[i];
+    }
+    return acc == 0;
 }
 
 /* Encode a record into st->enc. All-zero sections are left out: a missing section decodes as
