@@ -263,17 +263,22 @@ void vs__source_free(struct vs__source *s)
         return;
     }
     vs__source_detach(s);
+    if (s->rk) {
+        /* Closing may revoke partitions (rebalance callback): while they still exist. */
+        vs__source_close(s);
+    }
     for (int i = 0; i < s->nparts; i++) {
         partition_clear(&s->parts[i]);
         free(s->parts[i].ring);
         free(s->parts[i].strbuf);
     }
     free(s->parts);
+    s->parts = NULL;
+    s->nparts = 0;
     if (s->queue) {
         rd_kafka_queue_destroy(s->queue);
     }
     if (s->rk) {
-        vs__source_close(s);
         rd_kafka_destroy(s->rk);
     }
     free(s->topic);
