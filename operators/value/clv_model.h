@@ -160,7 +160,7 @@ void vs_clv_fit_init(struct vs_clv_fit *fit);
 /* Rows above this are merged by vs_bgnbd_rows_compact() before a fit, on a grid of
  * VS_CLV_COMPACT_LEVELS steps over the oldest customer's age (two years: 1.6 weeks a step) with
  * x exact up to 32. */
-#define VS_CLV_COMPACT_ROWS 20000
+#define VS_CLV_COMPACT_ROWS 4096
 #define VS_CLV_COMPACT_LEVELS 64
 
 /*
