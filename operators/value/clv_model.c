@@ -799,22 +799,129 @@ double vs_gg_expected_spend(const struct vs_gg *m, double x, double m_x)
     return m->p * (m->gamma + x * m_x) / (m->p * x + m->q - 1);
 }
 
+/*
+ * E[X(t_k) | x, t_x, T] for the n horizons t[k] at once: the hypergeometric function has the
+ * same parameters at every horizon, only z differs, so one pass over the terms of the series on
+ * Euler's transform (see vs_hyp2f1) serves all of them, each z with its own power. Returns -1
+ * when a series has not converged within the terms allowed (the caller then asks vs_hyp2f1 for
+ * each horizon).
+ */
+#define CLV_MAX_HORIZONS 64
+
+static int bgnbd_expected_many(const struct vs_bgnbd *m, double x, double t_x, double T,
+                               const double *t, int n, double *out)
+{
+    double r = m->r, al = m->alpha, a = m->a, b = m->b;
+    if (fabs(a - 1) < 1e-6) {
+        a = 1 + 1e-6;
+    }
+    double A = r + x, B = b + x, C = a + b + x - 1;
+    double ca = C - A, cb = C - B;
+    double z[CLV_MAX_HORIZONS], pw[CLV_MAX_HORIZONS], sum[CLV_MAX_HORIZONS];
+    int open = 0;
+    for (int k = 0; k < n; k++) {
+        z[k] = t[k] > 0 ? t[k] / (al + T + t[k]) : 0;
+        pw[k] = 1;
+        sum[k] = 1;
+        open += z[k] > 0;
+    }
+    double coef = 1;
+    for (int i = 0; open > 0; i++) {
+        if (i >= 200000) {
+            return -1;
+        }
+        coef *= (ca + i) * (cb + i) / ((C + i) * (i + 1));
+        /* Done once a term is negligible and the terms after it shrink (the ratio of the
+         * coefficients, times z, below one): a small first term alone proves nothing. */
+        double next = fabs((ca + i + 1) * (cb + i + 1) / ((C + i + 1) * (i + 2)));
+        open = 0;
+        for (int k = 0; k < n; k++) {
+            if (z[k] == 0) {
+                continue;
+            }
+            pw[k] *= z[k];
+            double term = coef * pw[k];
+            sum[k] += term;
+            if (coef != 0 && (fabs(term) > 1e-15 * fabs(sum[k]) || next * z[k] >= 1)) {
+                open++;
+            }
+        }
+    }
+    double head = (a + b + x - 1) / (a - 1);
+    double den = 1;
+    if (x > 0) {
+        den += exp(log(a) - log(b + x - 1) + A * (log(al + T) - log(al + t_x)));
+    }
+    for (int k = 0; k < n; k++) {
+        if (t[k] <= 0) {
+            out[k] = 0;
+            continue;
+        }
+        double f = exp((C - A - B) * log1p(-z[k])) * sum[k];
+        double body = 1 - exp(A * (log(al + T) - log(al + T + t[k]))) * f;
+        double e = head * body / den;
+        if (!isfinite(e)) {
+            return -1;
+        }
+        out[k] = e > 0 ? e : 0;
+    }
+    return 0;
+}
+
 double vs_clv(const struct vs_bgnbd *bg, double x, double t_x, double T, double spend,
               double horizon_weeks, double monthly_rate)
 {
-    if (!(horizon_weeks > 0) || !(spend > 0)) {
+    if (!(spend > 0)) {
+        return 0;
+    }
+    return vs_clv_expected(bg, x, t_x, T, spend, horizon_weeks, monthly_rate, NULL);
+}
+
+double vs_clv_expected(const struct vs_bgnbd *bg, double x, double t_x, double T, double spend,
+                       double horizon_weeks, double monthly_rate, double *expected)
+{
+    if (expected) {
+        *expected = 0;
+    }
+    if (!(horizon_weeks > 0)) {
         return 0;
     }
     double month = DAYS_PER_MONTH / 7;
-    double clv = 0, prev = 0, disc = 1;
-    for (int k = 1; (k - 1) * month < horizon_weeks; k++) {
-        double end = k * month < horizon_weeks ? k * month : horizon_weeks;
-        double e = vs_bgnbd_expected(bg, x, t_x, T, end);
-        disc /= 1 + monthly_rate;
-        clv += (e - prev) * spend * disc;
-        prev = e;
+    if (horizon_weeks > CLV_MAX_HORIZONS * month) {
+        /* More months than one pass takes: month by month. */
+        double clv = 0, prev = 0, disc = 1;
+        for (int k = 1; (k - 1) * month < horizon_weeks; k++) {
+            double end = k * month < horizon_weeks ? k * month : horizon_weeks;
+            double e = vs_bgnbd_expected(bg, x, t_x, T, end);
+            disc /= 1 + monthly_rate;
+            clv += (e - prev) * spend * disc;
+            prev = e;
+        }
+        if (expected) {
+            *expected = prev;
+        }
+        return spend > 0 ? clv : 0;
     }
-    return clv;
+    double ends[CLV_MAX_HORIZONS], e[CLV_MAX_HORIZONS];
+    int n = 0;
+    for (int k = 1; (k - 1) * month < horizon_weeks && n < CLV_MAX_HORIZONS; k++) {
+        ends[n++] = k * month < horizon_weeks ? k * month : horizon_weeks;
+    }
+    if (bgnbd_expected_many(bg, x, t_x, T, ends, n, e)) {
+        for (int k = 0; k < n; k++) {
+            e[k] = vs_bgnbd_expected(bg, x, t_x, T, ends[k]);
+        }
+    }
+    double clv = 0, prev = 0, disc = 1;
+    for (int k = 0; k < n; k++) {
+        disc /= 1 + monthly_rate;
+        clv += (e[k] - prev) * spend * disc;
+        prev = e[k];
+    }
+    if (expected) {
+        *expected = prev;
+    }
+    return spend > 0 ? clv : 0;
 }
 
 /* ==== The refit ==== */

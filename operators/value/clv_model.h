@@ -138,6 +138,10 @@ double vs_gg_expected_spend(const struct vs_gg *m, double x, double m_x);
 double vs_clv(const struct vs_bgnbd *bg, double x, double t_x, double T, double spend,
               double horizon_weeks, double monthly_rate);
 
+/* vs_clv() and, in *expected (if not NULL), E[X(horizon_weeks)] from the same evaluation. */
+double vs_clv_expected(const struct vs_bgnbd *bg, double x, double t_x, double T, double spend,
+                       double horizon_weeks, double monthly_rate, double *expected);
+
 /* ==== The refit: both models at once ==== */
 
 /* The result of a refit. On entry bg and gg hold the starting point (the current parameters). */

@@ -42,15 +42,13 @@ void vs_value_assess(const struct vs_value_model *m, const struct vs_value_secti
     double T = (double)(now_ms - (int64_t)s->first_day * DAY_MS) / WEEK_MS;
     out->T = T > out->t_x ? T : out->t_x;
     out->p_alive = vs_bgnbd_p_alive(&m->bg, out->x, out->t_x, out->T);
-    out->expected_transactions =
-        vs_bgnbd_expected(&m->bg, out->x, out->t_x, out->T, m->horizon_weeks);
     out->expected_spend = vs_gg_expected_spend(&m->gg, s->paid_repeats, vs_value_m_x(s));
     if (!isfinite(out->expected_spend)) {
         /* q <= 1 (no finite mean): fall back to the customer's own mean, or nothing. */
         out->expected_spend = s->purchases > 0 ? s->total_spend / (s->x + 1) : 0;
     }
-    out->clv = vs_clv(&m->bg, out->x, out->t_x, out->T, out->expected_spend, m->horizon_weeks,
-                      m->monthly_rate);
+    out->clv = vs_clv_expected(&m->bg, out->x, out->t_x, out->T, out->expected_spend,
+                               m->horizon_weeks, m->monthly_rate, &out->expected_transactions);
     int64_t last = s->last_purchase_ts > (int64_t)s->last_day * DAY_MS
                        ? s->last_purchase_ts
                        : (int64_t)s->last_day * DAY_MS;

@@ -267,6 +267,38 @@ static void test_clv(void **state)
     assert_true(vs_clv(&paper, 2, 30.43, 38.86, 0, 52, 0.01) == 0);
 }
 
+/* CLV evaluates all its months in one series (the parameters of 2F1 are the same, only z
+ * differs): across the parameter space the engine sees, it must agree with the month-by-month
+ * sum of vs_bgnbd_expected, which asks GSL for each month. */
+static void test_clv_matches_per_month(void **state)
+{
+    const double rs[] = {0.243, 1.0, 3.2}, alphas[] = {4.414, 8.1}, as[] = {0.793, 1.24, 3.0},
+                 bs[] = {2.426, 11.9}, xs[] = {0, 1, 2, 5, 20, 80};
+    const double ages[][2] = {{0, 0.5}, {1, 3}, {10, 38.86}, {30.43, 38.86}, {50, 104}, {2, 104}};
+    double month = 30.4375 / 7;
+    int checked = 0;
+    for (size_t i = 0; i < sizeof rs / sizeof *rs; i++)
+        for (size_t j = 0; j < sizeof alphas / sizeof *alphas; j++)
+            for (size_t k = 0; k < sizeof as / sizeof *as; k++)
+                for (size_t l = 0; l < sizeof bs / sizeof *bs; l++)
+                    for (size_t u = 0; u < sizeof xs / sizeof *xs; u++)
+                        for (size_t v = 0; v < sizeof ages / sizeof *ages; v++) {
+                            struct vs_bgnbd m = {
+                                .r = rs[i], .alpha = alphas[j], .a = as[k], .b = bs[l]};
+                            double x = xs[u], t_x = x > 0 ? ages[v][0] : 0, T = ages[v][1];
+                            double want = 0, prev = 0;
+                            for (int q = 1; q <= 12; q++) {
+                                double end = q * month < 52 ? q * month : 52;
+                                double e = vs_bgnbd_expected(&m, x, t_x, T, end);
+                                want += (e - prev) * 40 / pow(1.01, q);
+                                prev = e;
+                            }
+                            assert_rel(vs_clv(&m, x, t_x, T, 40, 52, 0.01), want, 1e-9);
+                            checked++;
+                        }
+    assert_int_equal(checked, 3 * 2 * 3 * 2 * 6 * 6);
+}
+
 /* ==== The churn-time solver ==== */
 
 static void test_age_at_p_alive_round_trip(void **state)
@@ -542,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_hyp2f1),
         cmocka_unit_test(test_gg_expected_spend),
         cmocka_unit_test(test_clv),
+        cmocka_unit_test(test_clv_matches_per_month),
         cmocka_unit_test(test_age_at_p_alive_round_trip),
         cmocka_unit_test(test_fit_recovers_simulated_params),
         cmocka_unit_test(test_refit_on_population_aggregate),
