@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "clv")) {
         if (argc >= 3 && !strcmp(argv[2], "fit")) {
-            return vs_clv_main(argc - 2, argv + 2);
+            return vs_clv_main(argc - 1, argv + 1);
         }
         fprintf(stderr, "usage: valuestream clv fit --transactions FILE --format "
                         "cdnow-sample|cdnow-master|csv --calibration-end YYYY-MM-DD\n");
