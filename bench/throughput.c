@@ -5,13 +5,16 @@
  * The broker runs in this process; the engine runs as the real binary in a child process (its
  * peak RSS is the engine's own process.peak_rss_mib metric), once with only the profile operator
  * and once with every operator. Each side is timed from its first fetched record to its last (group
- * joins and start-up excluded), three rounds, alternating; the medians and their ratios are
+ * joins and start-up excluded), five rounds, alternating; the medians and their ratios are
  * reported. The last line of stdout is one JSON object, also written to
  * bench/results/throughput.json.
  *
  * A third configuration, every operator but value and churn, gives the share those two add to
- * the engine's time per event. --customers sets the shop's size (default events / 50) and
- * --cache-mb the engine's customer cache, so a working set larger than the cache can be run:
+ * the engine's time per event: measured right after every operator in each round, and the
+ * median of the rounds' shares reported (a pair run back to back shares the machine's load of
+ * the moment, which on a shared machine moves the two medians apart by more than the share).
+ * --customers sets the shop's size (default events / 50) and --cache-mb the engine's customer
+ * cache, so a working set larger than the cache can be run:
  *
  * --extra LIST adds one more configuration (operators=LIST), reported as extra_*;
  * --profile-only runs the passthrough and the profile operator alone (large stores).
@@ -146,7 +149,7 @@ static double engine(const char *bootstrap, const char *operators, int round, do
 int main(int argc, char **argv)
 {
     int64_t events = 500000, customers = 0;
-    int partitions = 32, rounds = 3;
+    int partitions = 32, rounds = 5;
     static const struct option opts[] = {
         {"events", required_argument, NULL, 'e'},   {"customers", required_argument, NULL, 'c'},
         {"cache-mb", required_argument, NULL, 'm'}, {"partitions", required_argument, NULL, 'p'},
@@ -235,15 +238,26 @@ int main(int argc, char **argv)
         }
         fprintf(stderr,
                 "round %d: passthrough %.0f ev/s, engine (profile) %.0f ev/s, engine (all "
-                "operators) %.0f ev/s, engine (all but value and churn) %.0f ev/s\n",
-                r + 1, pt[r], eng[r], all[r], novc[r]);
+                "operators) %.0f ev/s, engine (all but value and churn) %.0f ev/s (value and "
+                "churn add %.1f %%)\n",
+                r + 1, pt[r], eng[r], all[r], novc[r],
+                all[r] > 0 ? 100 * (novc[r] / all[r] - 1) : 0.0);
     }
+    /* The share the value and churn operators add to the time per event of the whole engine:
+     * time per event with every operator over the time without those two, minus one, per
+     * round (the two run back to back), and the median of the rounds; before the medians
+     * below, which sort their arrays. */
+    double shares[15];
+    int nshares = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (all[r] > 0 && novc[r] > 0) {
+            shares[nshares++] = novc[r] / all[r] - 1.0;
+        }
+    }
+    double vc_cost = nshares ? bench_median(shares, nshares) : -1;
     double p = bench_median(pt, rounds), e1 = bench_median(eng, rounds),
            e2 = bench_median(all, rounds);
     double e3 = bench_median(novc, rounds), e4 = bench_median(ext, rounds);
-    /* The share the value and churn operators add to the time per event of the whole engine:
-     * time per event with every operator over the time without those two, minus one. */
-    double vc_cost = e2 > 0 && e3 > 0 ? e3 / e2 - 1.0 : -1;
     double m1 = bench_median(rss, rounds), m2 = bench_median(rss_all, rounds);
     char json[2048];
     snprintf(json, sizeof(json),
