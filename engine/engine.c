@@ -970,6 +970,24 @@ static void write_metrics(struct vs__engine *e, const char *path)
         return;
     }
     *e->m_peak_rss = peak_rss_mib();
+    if (e->store) {
+        struct vs__store_stats st;
+        vs__store_stats(e->store, &st);
+        const struct {
+            const char *name;
+            uint64_t bytes;
+        } mem[] = {{"store.cache.mib", st.cache_bytes},
+                   {"store.memtables.mib", st.memtables},
+                   {"store.table.readers.mib", st.table_readers},
+                   {"store.block.cache.mib", st.block_cache},
+                   {"store.batches.mib", st.batches}};
+        for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++) {
+            double *g = vs__metrics_gauge(e->metrics, mem[i].name);
+            if (g) {
+                *g = (double)mem[i].bytes / 1048576;
+            }
+        }
+    }
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");

@@ -1868,6 +1868,28 @@ void vs__store_stats(struct vs__store *st, struct vs__store_stats *out)
             out->bytes += v;
         }
     }
+    for (int i = 0; i < CF_COUNT; i++) {
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.cur-size-all-mem-tables", &v) ==
+            0) {
+            out->memtables += v;
+        }
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.estimate-table-readers-mem", &v) ==
+            0) {
+            out->table_readers += v;
+        }
+    }
+    out->block_cache = rocksdb_cache_get_usage(st->block_cache);
+    size_t n = 0;
+    rocksdb_writebatch_wi_data(st->wb, &n);
+    out->batches = n;
+    if (st->wb_sealed) {
+        rocksdb_writebatch_wi_data(st->wb_sealed, &n);
+        out->batches += n;
+    }
+    if (st->sealed) {
+        rocksdb_writebatch_data(st->sealed, &n);
+        out->batches += n;
+    }
     out->cache_records = st->nentries;
     out->cache_bytes = st->used + st->free_bytes;
     out->cache_hits = st->hits;
