@@ -222,6 +222,42 @@ avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out)
     return vs__codec_output_begin(ctx->engine->codec, out);
 }
 
+/* Decimal digits of v at p (v >= 0), returning the end. */
+static char *put_decimal(char *p, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n) {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+/* "topic/partition/offset/kind", as snprintf would write it (this runs for every output). */
+static void format_event_id(char *buf, size_t size, const char *topic, int32_t partition,
+                            int64_t offset, const char *kind)
+{
+    size_t tl = strlen(topic), kl = strlen(kind);
+    if (tl + kl + 48 > size || partition < 0 || offset < 0) {
+        snprintf(buf, size, "%s/%d/%" PRId64 "/%s", topic, (int)partition, offset, kind);
+        return;
+    }
+    char *p = buf;
+    memcpy(p, topic, tl);
+    p += tl;
+    *p++ = '/';
+    p = put_decimal(p, partition);
+    *p++ = '/';
+    p = put_decimal(p, offset);
+    *p++ = '/';
+    memcpy(p, kind, kl + 1);
+}
+
 int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key)
 {
     struct vs__engine *e = ctx->engine;
@@ -237,8 +273,8 @@ int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key)
         snprintf(e->idbuf, sizeof(e->idbuf), "timer/%s/%" PRId64 "/%s.%u/%s", ctx->user,
                  ctx->timer_fire, e->ops[ctx->op].op->name, ctx->timer_tag, vs_output_kind(out));
     } else {
-        snprintf(e->idbuf, sizeof(e->idbuf), "%s/%d/%" PRId64 "/%s", e->topic,
-                 (int)ctx->partition->id, ctx->offset, vs_output_kind(out));
+        format_event_id(e->idbuf, sizeof(e->idbuf), e->topic, ctx->partition->id, ctx->offset,
+                        vs_output_kind(out));
     }
     return vs__sink_produce(e->sink, (int)out, key, strlen(key), buf, len, ctx->ts, e->idbuf,
                             vs_output_kind(out));

@@ -7,6 +7,7 @@ outputs must decode with the .avsc files of schemas/.
 """
 import io
 import json
+import re
 import math
 import os
 import subprocess
@@ -140,7 +141,9 @@ def main():
             rec = decode(prof_schema, msg.value())
             assert msg.key().decode() == rec["user_id"]
             hdr = dict(msg.headers())
-            assert hdr["vs.id"].startswith(b"shop.events/"), hdr
+            # input topic/partition/offset/kind, the kind also in its own header
+            assert re.fullmatch(rb"shop\.events/\d+/\d+/" + re.escape(hdr["vs.kind"]),
+                                hdr["vs.id"]), hdr
             if rec["ts"] >= last.get(rec["user_id"], {"ts": -1})["ts"]:
                 last[rec["user_id"]] = rec
         for user, n in purchases.items():
