@@ -229,8 +229,15 @@ int main(int argc, char **argv)
         eng[r] = engine(boot, "profile", r, &rss[r], total);
         all[r] = rss_all[r] = novc[r] = rss_novc[r] = 0;
         if (!profile_only) {
-            all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
-            novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+            /* The pair in alternating order, so that neither side is always the one that
+             * runs after the other. */
+            if (r % 2 == 0) {
+                all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
+                novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+            } else {
+                novc[r] = engine(boot, "profile,recommend,fraud", r, &rss_novc[r], total);
+                all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
+            }
         }
         ext[r] = extra ? engine(boot, extra, r, &rss_ext[r], total) : 0;
         if (extra) {
