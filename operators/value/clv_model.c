@@ -852,13 +852,16 @@ static int bgnbd_expected_many(const struct vs_bgnbd *m, double x, double t_x, d
     if (x > 0) {
         den += exp(log(a) - log(b + x - 1) + A * (log(al + T) - log(al + t_x)));
     }
+    double log_aT = log(al + T);
     for (int k = 0; k < n; k++) {
         if (t[k] <= 0) {
             out[k] = 0;
             continue;
         }
-        double f = exp((C - A - B) * log1p(-z[k])) * sum[k];
-        double body = 1 - exp(A * (log(al + T) - log(al + T + t[k]))) * f;
+        /* 1 - z = (alpha + T) / (alpha + T + t): Euler's factor (1-z)^(C-A-B) and the
+         * formula's ((alpha + T) / (alpha + T + t))^A combine into one power. */
+        double l = log_aT - log(al + T + t[k]);
+        double body = 1 - exp((C - B) * l) * sum[k];
         double e = head * body / den;
         if (!isfinite(e)) {
             return -1;
