@@ -32,36 +32,36 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: valuestream <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  run       run the engine (valuestream run --help)\n"
-            "  broker    run only the embedded Kafka broker\n"
-            "  gen       generate the synthetic shop's events\n"
-            "  demo      generate a shop and run the engine end to end on an embedded broker\n"
-            "  inspect   print customer records and stats of a state directory\n"
-            "  clv fit   fit the BG/NBD and Gamma-Gamma models on a transaction log\n"
-            "  eval      eval recommend | eval anomaly: replay a log through a model\n"
-            "\n"
-            "Each command takes --help.\n");
+    fprintf(out, "usage: valuestream <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  run       run the engine (valuestream run --help)\n"
+                 "  broker    run only the embedded Kafka broker\n"
+                 "  gen       generate the synthetic shop's events\n"
+                 "  demo      generate a shop and run the engine end to end on an embedded broker\n"
+                 "  inspect   print customer records and stats of a state directory\n"
+                 "  clv fit   fit the BG/NBD and Gamma-Gamma models on a transaction log\n"
+                 "  eval      eval recommend | eval anomaly: replay a log through a model\n"
+                 "\n"
+                 "Each command takes --help.\n");
 }
 
 static void run_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: valuestream run [-c FILE] [--set key=value]... [--embedded] [--until-end]\n"
-            "\n"
-            "Run the engine: consume the input topic, run the operators, produce the outputs.\n"
-            "\n"
-            "  -c, --config FILE   properties file of key=value lines\n"
-            "  --set key=value     set one key (after the file; repeatable)\n"
-            "  --embedded          start an embedded broker in-process; prints\n"
-            "                      bootstrap.servers=HOST:PORT as the first line of stdout\n"
-            "  --until-end         exit 0 once every assigned partition is at its end and\n"
-            "                      everything is committed (replays, benchmarks)\n"
-            "\n"
-            "Keys kafka.X pass X to librdkafka (kafka.consumer.X, kafka.producer.X for one side).\n");
+    fprintf(
+        out,
+        "usage: valuestream run [-c FILE] [--set key=value]... [--embedded] [--until-end]\n"
+        "\n"
+        "Run the engine: consume the input topic, run the operators, produce the outputs.\n"
+        "\n"
+        "  -c, --config FILE   properties file of key=value lines\n"
+        "  --set key=value     set one key (after the file; repeatable)\n"
+        "  --embedded          start an embedded broker in-process; prints\n"
+        "                      bootstrap.servers=HOST:PORT as the first line of stdout\n"
+        "  --until-end         exit 0 once every assigned partition is at its end and\n"
+        "                      everything is committed (replays, benchmarks)\n"
+        "\n"
+        "Keys kafka.X pass X to librdkafka (kafka.consumer.X, kafka.producer.X for one side).\n");
     int n;
     const struct vs_config_key *const *tables = vs__engine_config_tables(&n);
     for (int i = 0; i < n; i++) {
@@ -97,12 +97,10 @@ struct vs_config *vs__cli_config(const char *file, char **sets, int nsets, const
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"set", required_argument, NULL, 's'},
-                                         {"embedded", no_argument, NULL, 'e'},
-                                         {"until-end", no_argument, NULL, 'u'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+        {"embedded", no_argument, NULL, 'e'},     {"until-end", no_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *file = NULL;
     char **sets = calloc((size_t)argc + 1, sizeof(char *));
     int nsets = 0, embedded = 0, until_end = 0, c, rc = 0;
@@ -207,7 +205,8 @@ int main(int argc, char **argv)
         if (argc >= 3 && !strcmp(argv[2], "anomaly")) {
             return vs_eval_anomaly_main(argc - 2, argv + 2);
         }
-        fprintf(stderr, "usage: valuestream eval recommend|anomaly [options] (see --help of each)\n");
+        fprintf(stderr,
+                "usage: valuestream eval recommend|anomaly [options] (see --help of each)\n");
         return argc >= 3 && !strcmp(argv[2], "--help") ? 0 : 2;
     }
     fprintf(stderr, "valuestream: unknown command '%s'\n", cmd);
