@@ -31,6 +31,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "decimal.h"
 #include "engine.h"
 #include "log.h"
 #include "registry.h"
@@ -222,22 +223,6 @@ avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out)
     return vs__codec_output_begin(ctx->engine->codec, out);
 }
 
-/* Decimal digits of v at p (v >= 0), returning the end. */
-static char *put_decimal(char *p, int64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? 0 : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n) {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
-
 /* "topic/partition/offset/kind", as snprintf would write it (this runs for every output). */
 static void format_event_id(char *buf, size_t size, const char *topic, int32_t partition,
                             int64_t offset, const char *kind)
@@ -251,9 +236,9 @@ static void format_event_id(char *buf, size_t size, const char *topic, int32_t p
     memcpy(p, topic, tl);
     p += tl;
     *p++ = '/';
-    p = put_decimal(p, partition);
+    p = vs__put_u64(p, (uint64_t)partition);
     *p++ = '/';
-    p = put_decimal(p, offset);
+    p = vs__put_u64(p, (uint64_t)offset);
     *p++ = '/';
     memcpy(p, kind, kl + 1);
 }

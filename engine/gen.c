@@ -33,6 +33,7 @@
  * Two GSL Mersenne Twisters, one for the population and one for the timeline, are seeded from
  * the seed; the heap breaks ties by customer index; so one seed gives one byte stream.
  */
+#include "decimal.h"
 #include "gen.h"
 
 #include <errno.h>
@@ -250,32 +251,17 @@ static int options_check(const struct vs__gen_options *o)
 
 /* ==== Small helpers ==== */
 
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) {
-        *p++ = tmp[--n];
-    }
-    *p = 0;
-    return p;
-}
-
 static void fmt_id(char *buf, char prefix, uint64_t v)
 {
     buf[0] = prefix;
-    put_u64(buf + 1, v);
+    vs__put_u64(buf + 1, v);
 }
 
 static void fmt_ip(char *buf, uint32_t ip)
 {
     char *p = buf;
     for (int i = 3; i >= 0; i--) {
-        p = put_u64(p, (ip >> (8 * i)) & 0xff);
+        p = vs__put_u64(p, (ip >> (8 * i)) & 0xff);
         if (i) {
             *p++ = '.';
         }
