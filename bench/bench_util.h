@@ -1,7 +1,7 @@
 /*
  * What the benchmarks share: a monotonic clock, medians, reading one number out of the
- * engine's metrics file, and the result line (printed last on stdout and kept in
- * bench/results/NAME.json).
+ * engine's metrics file, the plain passthrough's client settings, and the result line (printed last
+ * on stdout and kept in bench/results/NAME.json).
  */
 #ifndef VS_BENCH_UTIL_H
 #define VS_BENCH_UTIL_H
@@ -11,6 +11,36 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+static inline void bench_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "bench: %s=%s: %s\n", key, value, err);
+        exit(1);
+    }
+}
+
+/* The passthrough's consumer (cc) and producer (pc), set up as the engine's (engine/source.c,
+ * engine/sink.c), so that what the engine adds is its own work. */
+static inline void bench_passthrough_conf(rd_kafka_conf_t *cc, rd_kafka_conf_t *pc,
+                                          const char *bootstrap, const char *group)
+{
+    bench_conf_set(cc, "bootstrap.servers", bootstrap);
+    bench_conf_set(cc, "group.id", group);
+    bench_conf_set(cc, "enable.auto.commit", "false");
+    bench_conf_set(cc, "fetch.wait.max.ms", "10");
+    bench_conf_set(cc, "queued.min.messages", "10000000");
+    bench_conf_set(cc, "queued.max.messages.kbytes", "524288");
+    bench_conf_set(pc, "bootstrap.servers", bootstrap);
+    bench_conf_set(pc, "enable.idempotence", "true");
+    bench_conf_set(pc, "linger.ms", "5");
+    bench_conf_set(pc, "batch.num.messages", "10000");
+    bench_conf_set(pc, "queue.buffering.max.messages", "1000000");
+    bench_conf_set(pc, "compression.codec", "lz4");
+}
 
 static inline double bench_now_s(void)
 {

@@ -77,15 +77,6 @@ static void sleep_until_ns(int64_t t)
     }
 }
 
-static void set(rd_kafka_conf_t *conf, const char *key, const char *value)
-{
-    char err[256];
-    if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        fprintf(stderr, "bench_latency: %s=%s: %s\n", key, value, err);
-        exit(1);
-    }
-}
-
 /* A client of conf (which it takes), or exit. */
 static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
@@ -208,9 +199,9 @@ static rd_kafka_t *producer_new(const char *bootstrap, int linger_ms)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char linger[16];
     snprintf(linger, sizeof(linger), "%d", linger_ms);
-    set(conf, "bootstrap.servers", bootstrap);
-    set(conf, "linger.ms", linger);
-    set(conf, "queue.buffering.max.messages", "1000000");
+    bench_conf_set(conf, "bootstrap.servers", bootstrap);
+    bench_conf_set(conf, "linger.ms", linger);
+    bench_conf_set(conf, "queue.buffering.max.messages", "1000000");
     return client_new(RD_KAFKA_PRODUCER, conf);
 }
 
@@ -386,18 +377,7 @@ static int passthrough_main(const char *bootstrap, const char *in, const char *o
     sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
-    set(cc, "bootstrap.servers", bootstrap);
-    set(cc, "group.id", "lat-passthrough");
-    set(cc, "enable.auto.commit", "false");
-    set(cc, "fetch.wait.max.ms", "10");
-    set(cc, "queued.min.messages", "200000");
-    set(cc, "queued.max.messages.kbytes", "16384");
-    set(pc, "bootstrap.servers", bootstrap);
-    set(pc, "enable.idempotence", "true");
-    set(pc, "linger.ms", "5");
-    set(pc, "batch.num.messages", "10000");
-    set(pc, "queue.buffering.max.messages", "1000000");
-    set(pc, "compression.codec", "lz4");
+    bench_passthrough_conf(cc, pc, bootstrap, "lat-passthrough");
     rd_kafka_t *c = consumer_from_start(cc, in, parts);
     rd_kafka_t *p = client_new(RD_KAFKA_PRODUCER, pc);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(p, out, NULL);
@@ -466,10 +446,10 @@ static void *watch_thread(void *arg)
     avro_reader_t reader = avro_reader_memory("", 0);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    set(conf, "bootstrap.servers", w->bootstrap);
-    set(conf, "group.id", "lat-watch");
-    set(conf, "enable.auto.commit", "false");
-    set(conf, "fetch.wait.max.ms", "10");
+    bench_conf_set(conf, "bootstrap.servers", w->bootstrap);
+    bench_conf_set(conf, "group.id", "lat-watch");
+    bench_conf_set(conf, "enable.auto.commit", "false");
+    bench_conf_set(conf, "fetch.wait.max.ms", "10");
     rd_kafka_t *c = consumer_from_start(conf, w->topic, w->partitions);
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
     while (!atomic_load(&w->stop)) {

@@ -45,18 +45,7 @@ static double passthrough(const char *bootstrap, const char *topic, const char *
                           int64_t expect)
 {
     rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
-    rd_kafka_conf_set(cc, "group.id", "passthrough", NULL, 0);
-    rd_kafka_conf_set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-    /* the engine's consumer settings (engine/source.c), so both sides fetch alike */
-    rd_kafka_conf_set(cc, "queued.min.messages", "10000000", NULL, 0);
-    rd_kafka_conf_set(cc, "queued.max.messages.kbytes", "524288", NULL, 0);
-    rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, NULL, 0);
-    rd_kafka_conf_set(pc, "linger.ms", "5", NULL, 0);
-    rd_kafka_conf_set(pc, "batch.num.messages", "10000", NULL, 0);
-    rd_kafka_conf_set(pc, "queue.buffering.max.messages", "1000000", NULL, 0);
-    rd_kafka_conf_set(pc, "compression.codec", "lz4", NULL, 0);
-    rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
+    bench_passthrough_conf(cc, pc, bootstrap, "passthrough");
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, NULL, 0);
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, NULL, 0);
     rd_kafka_poll_set_consumer(c);
