@@ -21,6 +21,7 @@
  * that are not RocksDB at all, a newer format) is refused with a message saying which.
  */
 #include "store.h"
+#include "timerlog.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -101,8 +102,10 @@ struct vs__store {
     rocksdb_readoptions_t *ro;       /* point reads */
     rocksdb_readoptions_t *ro_timer; /* timer scans, with an upper bound */
     rocksdb_writeoptions_t *wo;
-    rocksdb_writebatch_wi_t *wb; /* everything pending except customer records; indexed so
-                                    that reads see it */
+    rocksdb_writebatch_wi_t *wb; /* models and meta pending; indexed so that reads see them */
+    /* Pending timer changes: those since the last seal, and those of the sealed commit while it
+     * is written (timer scans see both). */
+    struct vs__timerlog *timers, *timers_sealed;
     /* A sealed commit waiting to be written (vs__store_seal): its complete batch, and the
      * indexed pending batch it was built from, which reads still see until it is written. */
     rocksdb_writebatch_t *sealed;
@@ -630,6 +633,12 @@ struct vs__store *vs__store_open(const char *dir, const struct vs__section_desc 
         goto fail;
     }
     st->wb = rocksdb_writebatch_wi_create(0, 1);
+    st->timers = vs__timerlog_new();
+    st->timers_sealed = vs__timerlog_new();
+    if (!st->timers || !st->timers_sealed) {
+        fail(st, VS_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (alloc_cache(st) != 0) {
         goto fail;
     }
@@ -1413,7 +1422,9 @@ int vs__store_timer_set(struct vs__store *st, int32_t partition, int64_t fire_ts
     }
     unsigned char k[VS__TIMER_KEY_MAX];
     size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
-    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl, "", 0);
+    if (vs__timerlog_add(st->timers, partition, k, kl, 0) != 0) {
+        return fail(st, VS_ENOMEM, "out of memory for a timer");
+    }
     timer_cache_note(st, partition, k, kl, fire_ts, 1);
     int64_t *lb = timer_lb(st, partition);
     if (lb && *lb != INT64_MIN && fire_ts < *lb) {
@@ -1432,7 +1443,9 @@ int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire
     }
     unsigned char k[VS__TIMER_KEY_MAX];
     size_t kl = timer_key(k, partition, fire_ts, user_id, ulen, op, tag);
-    rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[CF_TIMERS], (const char *)k, kl);
+    if (vs__timerlog_add(st->timers, partition, k, kl, 1) != 0) {
+        return fail(st, VS_ENOMEM, "out of memory for a timer");
+    }
     timer_cache_note(st, partition, k, kl, fire_ts, 0);
     return 0;
 }
@@ -1495,6 +1508,84 @@ static int timer_cache_answer(struct vs__store *st, struct timer_cache *tc, int6
     return 1;
 }
 
+/*
+ * A scan of one partition's live timers in key order: the committed ones (a RocksDB iterator)
+ * merged with the pending changes of the sealed commit and of the one being built, where the
+ * newest change of a key decides whether it is set or cancelled.
+ */
+struct timer_scan {
+    rocksdb_iterator_t *it;
+    struct vs__timerlog_view log[2]; /* [0] since the seal (newest), [1] the sealed commit */
+    size_t pos[2];
+    unsigned char key[VS__TIMER_KEY_MAX];
+    size_t len;
+};
+
+static int timer_scan_start(struct vs__store *st, struct timer_scan *sc, int32_t partition,
+                            const unsigned char *seek, size_t seek_len)
+{
+    if (vs__timerlog_sorted(st->timers, partition, &sc->log[0]) != 0 ||
+        vs__timerlog_sorted(st->timers_sealed, partition, &sc->log[1]) != 0) {
+        return fail(st, VS_ENOMEM, "out of memory for a timer scan");
+    }
+    for (int g = 0; g < 2; g++) {
+        sc->pos[g] = vs__timerlog_lower_bound(&sc->log[g], seek, seek_len);
+    }
+    sc->it = rocksdb_create_iterator_cf(st->db, st->ro_timer, st->cf[CF_TIMERS]);
+    rocksdb_iter_seek(sc->it, (const char *)seek, seek_len);
+    return 0;
+}
+
+/* The next live timer into sc->key: 1, 0 at the end, VS_ECORRUPT for an oversized key. */
+static int timer_scan_next(struct timer_scan *sc)
+{
+    for (;;) {
+        const unsigned char *best = NULL, *dk = NULL;
+        size_t blen = 0, dlen = 0;
+        if (rocksdb_iter_valid(sc->it)) {
+            dk = (const unsigned char *)rocksdb_iter_key(sc->it, &dlen);
+            best = dk;
+            blen = dlen;
+        }
+        struct vs__timerlog_entry e[2];
+        int has[2];
+        for (int g = 0; g < 2; g++) {
+            has[g] = sc->pos[g] < sc->log[g].n;
+            if (has[g]) {
+                vs__timerlog_at(&sc->log[g], sc->pos[g], &e[g]);
+                if (!best || key_cmp(e[g].key, e[g].len, best, blen) < 0) {
+                    best = e[g].key;
+                    blen = e[g].len;
+                }
+            }
+        }
+        if (!best) {
+            return 0;
+        }
+        if (blen > VS__TIMER_KEY_MAX) {
+            return VS_ECORRUPT;
+        }
+        memcpy(sc->key, best, blen);
+        sc->len = blen;
+        int decided = 0, cancel = 0;
+        for (int g = 0; g < 2; g++) {
+            if (has[g] && key_cmp(e[g].key, e[g].len, sc->key, sc->len) == 0) {
+                if (!decided) {
+                    cancel = e[g].cancel;
+                    decided = 1;
+                }
+                sc->pos[g]++;
+            }
+        }
+        if (dk && key_cmp(dk, dlen, sc->key, sc->len) == 0) {
+            rocksdb_iter_next(sc->it);
+        }
+        if (!cancel) {
+            return 1;
+        }
+    }
+}
+
 int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, int64_t *fire_ts,
                          char *user_buf, size_t user_buflen, uint8_t *op, uint32_t *tag)
 {
@@ -1526,22 +1617,29 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
         blen = 12;
     }
     rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, st->timer_bound, blen);
-    rocksdb_iterator_t *it = pending_iterator(st, st->ro_timer, CF_TIMERS);
     unsigned char seek[12];
     put_be32(seek, (uint32_t)partition);
     put_be64(seek + 4, (uint64_t)from ^ VS__TS_BIAS);
-    rocksdb_iter_seek(it, (const char *)seek, sizeof seek);
+    struct timer_scan sc;
+    int rc = timer_scan_start(st, &sc, partition, seek, sizeof seek);
+    if (rc != 0) {
+        rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, NULL, 0);
+        if (tc) {
+            tc->valid = 0;
+        }
+        return rc;
+    }
 
     /* Read the window's timers in order: into the cache, or (without one) just the first. */
     unsigned char first[VS__TIMER_KEY_MAX];
     size_t first_len = 0;
-    int complete = 1, rc = 0;
+    int complete = 1, more;
     if (tc) {
         tc->n = 0;
     }
-    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+    while ((more = timer_scan_next(&sc)) == 1) {
+        size_t klen = sc.len;
+        const unsigned char *k = sc.key;
         if (klen < 19 || klen > VS__TIMER_KEY_MAX || get_be32(k) != (uint32_t)partition) {
             break;
         }
@@ -1567,9 +1665,12 @@ int vs__store_timer_next(struct vs__store *st, int32_t partition, int64_t upto, 
         memcpy(tc->key[tc->n], k, klen);
         tc->len[tc->n++] = (uint16_t)klen;
     }
+    if (more < 0 && rc == 0) {
+        rc = fail(st, VS_ECORRUPT, "malformed timer key in partition %d", (int)partition);
+    }
     char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
+    rocksdb_iter_get_error(sc.it, &rerr);
+    rocksdb_iter_destroy(sc.it);
     rocksdb_readoptions_set_iterate_upper_bound(st->ro_timer, NULL, 0);
     if (rerr) {
         if (tc) {
@@ -1677,6 +1778,23 @@ static int customer_cmp(const void *a, const void *b)
  * the pending batch keeps its contents. On success the dirty list, most recent first, becomes
  * the head of the clean LRU list and the cache is brought back within its budget.
  */
+struct timer_batch {
+    struct vs__store *st;
+    rocksdb_writebatch_t *batch;
+};
+
+static int timer_batch_add(const struct vs__timerlog_entry *e, void *arg)
+{
+    struct timer_batch *tb = arg;
+    rocksdb_column_family_handle_t *cf = tb->st->cf[CF_TIMERS];
+    if (e->cancel) {
+        rocksdb_writebatch_delete_cf(tb->batch, cf, (const char *)e->key, e->len);
+    } else {
+        rocksdb_writebatch_put_cf(tb->batch, cf, (const char *)e->key, e->len, "", 0);
+    }
+    return 0;
+}
+
 int vs__store_seal(struct vs__store *st)
 {
     if (st->read_only) {
@@ -1710,6 +1828,8 @@ int vs__store_seal(struct vs__store *st)
     size_t replen = 0;
     const char *rep = rocksdb_writebatch_wi_data(st->wb, &replen);
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create_from(rep, replen);
+    struct timer_batch tb = {st, batch};
+    vs__timerlog_foreach(st->timers, timer_batch_add, &tb);
     for (size_t i = 0; i < n; i++) {
         struct vs__customer *e = st->sort_buf[i];
         size_t len = encode_record(st, e);
@@ -1719,6 +1839,10 @@ int vs__store_seal(struct vs__store *st)
     st->sealed = batch;
     st->wb_sealed = st->wb;
     st->wb = fresh;
+    struct vs__timerlog *spare = st->timers_sealed; /* written: the previous seal's */
+    vs__timerlog_reset(spare);
+    st->timers_sealed = st->timers;
+    st->timers = spare;
 
     st->nsealed = n;
     if (st->ndirty) {
@@ -1772,6 +1896,7 @@ int vs__store_sealed_written(struct vs__store *st, char *rerr)
     rocksdb_writebatch_wi_destroy(st->wb_sealed);
     st->sealed = NULL;
     st->wb_sealed = NULL;
+    vs__timerlog_reset(st->timers_sealed);
     for (size_t i = 0; i < st->nsealed; i++) {
         st->sort_buf[i]->in_seal = 0;
     }
@@ -1783,7 +1908,8 @@ int vs__store_sealed_written(struct vs__store *st, char *rerr)
 int vs__store_commit(struct vs__store *st)
 {
     int rc = vs__store_write_sealed(st);
-    if (rc == 0 && (st->ndirty || rocksdb_writebatch_wi_count(st->wb))) {
+    if (rc == 0 &&
+        (st->ndirty || rocksdb_writebatch_wi_count(st->wb) || vs__timerlog_count(st->timers))) {
         rc = vs__store_seal(st);
         if (rc == 0) {
             rc = vs__store_write_sealed(st);
@@ -1890,6 +2016,9 @@ void vs__store_stats(struct vs__store *st, struct vs__store_stats *out)
         rocksdb_writebatch_data(st->sealed, &n);
         out->batches += n;
     }
+    if (st->timers) {
+        out->batches += vs__timerlog_bytes(st->timers) + vs__timerlog_bytes(st->timers_sealed);
+    }
     out->cache_records = st->nentries;
     out->cache_bytes = st->used + st->free_bytes;
     out->cache_hits = st->hits;
@@ -1939,6 +2068,8 @@ void vs__store_close(struct vs__store *st)
     if (st->wb) {
         rocksdb_writebatch_wi_destroy(st->wb);
     }
+    vs__timerlog_free(st->timers);
+    vs__timerlog_free(st->timers_sealed);
     if (st->sealed) {
         rocksdb_writebatch_destroy(st->sealed);
         rocksdb_writebatch_wi_destroy(st->wb_sealed);
