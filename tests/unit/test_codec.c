@@ -204,6 +204,45 @@ static void test_garbage_rejected(void **state)
     vs__codec_free(c);
 }
 
+/* A NUL inside a string, at any position of ids from 1 to 40 bytes (the word-wise check and
+ * its byte-wise tail), fails the decode: such an id would be cut short as a C string. */
+static void test_embedded_nul_rejected(void **state)
+{
+    char err[256], why[256];
+    struct vs__codec *c = vs__codec_new(NULL, err, sizeof(err));
+    assert_non_null(c);
+    for (size_t n = 1; n <= 40; n++) {
+        char id[64];
+        for (size_t i = 0; i < n; i++) {
+            id[i] = (char)('a' + i % 26);
+        }
+        id[n] = 0;
+        struct vs_event in = full_event(), out;
+        in.user_id = id;
+        in.user_id_len = n;
+        const void *buf;
+        size_t len;
+        assert_int_equal(vs__codec_encode_event(c, &in, &buf, &len), 0);
+        char good[1024];
+        memcpy(good, buf, len);
+        char framed[65] = {(char)(2 * n)}; /* the string's zigzag length, then its bytes */
+        memcpy(framed + 1, id, n);
+        char *at = memmem(good, len, framed, n + 1);
+        assert_non_null(at);
+        at++;
+        assert_int_equal(vs__codec_decode_event(c, good, len, &out, why, sizeof(why)), 0);
+        assert_string_equal(out.user_id, id);
+        for (size_t i = 0; i < n; i++) {
+            char bad[1024];
+            memcpy(bad, good, len);
+            bad[at - good + (ptrdiff_t)i] = 0;
+            assert_int_equal(vs__codec_decode_event(c, bad, len, &out, why, sizeof(why)),
+                             VS_EDECODE);
+        }
+    }
+    vs__codec_free(c);
+}
+
 static void expect_invalid(struct vs_event ev, int64_t now, const char *fragment)
 {
     char why[256];
@@ -385,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_event_round_trip),
         cmocka_unit_test(test_confluent_framing),
         cmocka_unit_test(test_garbage_rejected),
+        cmocka_unit_test(test_embedded_nul_rejected),
         cmocka_unit_test(test_validation_rules),
         cmocka_unit_test(test_agrees_with_generic_reader),
         cmocka_unit_test(test_outputs_round_trip),
