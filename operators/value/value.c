@@ -46,7 +46,8 @@ static const struct vs_config_key value_config[] = {
     {"value.population.bin.days", VS_CONFIG_INT, "1",
      "time resolution in days of the population aggregate the refit reads"},
     {"value.rfm.refresh.every", VS_CONFIG_INT, "1000",
-     "population updates between refreshes of the RFM quintiles and tier thresholds"},
+     "population updates between refreshes of the RFM quintiles and tier thresholds (at most "
+     "1/64th of the customers: every update below 64)"},
     {NULL, 0, NULL, NULL},
 };
 

@@ -170,9 +170,12 @@ static int finish(struct vs_value_core *c, struct vs_value_section *s, int64_t n
 {
     score(c, s, now_ms);
     int rc = contribute(c, s, 1);
-    /* Small populations move fast: refresh on every update until they are a few times larger
-     * than the refresh period. */
-    if (++c->updates >= c->rfm_every || vs_population_customers(c->pop) < 4 * c->rfm_every) {
+    /* Small populations move fast: refresh at least every 1/64th of the population's size in
+     * updates (every update below 64 customers), so a quintile never lags by more than a
+     * fraction of a percent of the customers. */
+    int64_t every = vs_population_customers(c->pop) / 64;
+    every = every < 1 ? 1 : every > c->rfm_every ? c->rfm_every : every;
+    if (++c->updates >= every) {
         vs_value_refresh_cuts(c);
     }
     return rc;
