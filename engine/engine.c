@@ -137,6 +137,8 @@ struct vs__engine {
     uv_idle_t more;
     uv_signal_t sigint, sigterm;
     int more_active;
+    int *heap; /* process_ready's heap of partitions */
+    size_t heap_cap;
     uint64_t trimmed_ms;       /* last malloc_trim() */
     uint64_t blocked_since_us; /* the merge waits for a partition with nothing fetched */
     double *m_merge_wait_s;
@@ -803,39 +805,106 @@ static int ready_head(struct vs__engine *e, struct vs__partition *p)
  * Process up to max events in the engine's order. Returns the number processed; *blocked is set
  * when a partition with nothing fetched holds the others back.
  */
+/* The merge's order of two partitions' head events: event time, then partition. */
+static int head_before(const struct vs__partition *parts, int a, int b)
+{
+    return parts[a].event.ts < parts[b].event.ts ||
+           (parts[a].event.ts == parts[b].event.ts && a < b);
+}
+
+static void heap_up(const struct vs__partition *parts, int *h, int i)
+{
+    while (i > 0 && head_before(parts, h[i], h[(i - 1) / 2])) {
+        int t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(const struct vs__partition *parts, int *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && head_before(parts, h[l], h[m])) {
+            m = l;
+        }
+        if (r < n && head_before(parts, h[r], h[m])) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        int t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/*
+ * Process up to max events in the engine's order. Returns the number processed; *blocked is set
+ * when a partition with nothing fetched holds the others back.
+ *
+ * The partitions with a decoded head event are kept in a binary heap by (event time,
+ * partition): only the partition just processed has a new head, so an event costs a log of the
+ * partitions, not a pass over all of them (with 160 partitions that pass was a sixth of the
+ * loop). Nothing is fetched during the call, so no other partition's state can change.
+ */
 static int process_ready(struct vs__engine *e, int max, int *blocked)
 {
     int done = 0;
     *blocked = 0;
     uint64_t now = e->live ? mono_ms() : 0;
-    while (done < max && !e->stopped) {
-        int n;
-        struct vs__partition *parts = vs__source_partitions(e->source, &n);
-        struct vs__partition *best = NULL;
-        for (int i = 0; i < n; i++) {
-            struct vs__partition *p = &parts[i];
-            if (!p->assigned) {
-                continue;
-            }
-            if (!ready_head(e, p)) {
-                if (e->arrival_order || p->at_eof ||
-                    (e->live && now - p->last_arrival_ms >= (uint64_t)e->idle_timeout)) {
-                    continue;
-                }
-                *blocked = 1;
-                return done;
-            }
-            if (!best || p->event.ts < best->event.ts) {
-                best = p;
-            }
+    int n;
+    struct vs__partition *parts = vs__source_partitions(e->source, &n);
+    if ((size_t)n > e->heap_cap) {
+        int *h = realloc(e->heap, (size_t)n * sizeof *h);
+        if (!h) {
+            engine_fail(e, VS_ENOMEM, "out of memory");
+            return 0;
         }
-        if (!best) {
-            break;
+        e->heap = h;
+        e->heap_cap = (size_t)n;
+    }
+    int *h = e->heap, nh = 0;
+    /* A partition without a head: skipped when at its end, idle or merged by arrival; else
+     * it holds the merge back (its next event may come first). */
+    for (int i = 0; i < n; i++) {
+        struct vs__partition *p = &parts[i];
+        if (!p->assigned) {
+            continue;
         }
+        if (ready_head(e, p)) {
+            h[nh++] = i;
+            heap_up(parts, h, nh - 1);
+        } else if (!(e->arrival_order || p->at_eof ||
+                     (e->live && now - p->last_arrival_ms >= (uint64_t)e->idle_timeout))) {
+            *blocked = 1;
+            return 0;
+        }
+    }
+    while (done < max && !e->stopped && nh > 0) {
+        int i = h[0];
+        struct vs__partition *best = &parts[i];
         process_event(e, best, vs__source_peek(best), &best->event);
         vs__source_pop(e->source, best);
         fire_timers(e, best);
         done++;
+        if (e->stopped) {
+            break;
+        }
+        if (ready_head(e, best)) {
+            heap_down(parts, h, nh, 0);
+        } else {
+            h[0] = h[--nh];
+            heap_down(parts, h, nh, 0);
+            if (!(e->arrival_order || best->at_eof ||
+                  (e->live && now - best->last_arrival_ms >= (uint64_t)e->idle_timeout))) {
+                *blocked = 1;
+                break;
+            }
+        }
     }
     return done;
 }
@@ -1445,6 +1514,7 @@ out:
     vs__sink_free(e->sink);
     vs__store_close(e->store);
     vs__codec_free(e->codec);
+    free(e->heap);
     vs__metrics_free(e->own_metrics);
     if (e->sealed_offsets) {
         rd_kafka_topic_partition_list_destroy(e->sealed_offsets);

@@ -299,6 +299,14 @@ static void set_rocksdb_options(struct vs__store *st, const struct vs__store_opt
         size_t wbs = i == CF_CUSTOMERS ? (size_t)16 << 20 : (size_t)4 << 20;
         rocksdb_options_set_write_buffer_size(c, wbs);
         rocksdb_options_set_max_write_buffer_number(c, i == CF_CUSTOMERS ? 3 : 2);
+        if (i == CF_CUSTOMERS) {
+            /* A Bloom filter per memtable: a cache miss looks a customer up in every memtable
+             * (up to three of 16 MiB), and a skiplist search each was half of what a Get cost
+             * with 1M customers; the filter answers "not here" for all but the one that has
+             * the record. */
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(c, 0.05);
+            rocksdb_options_set_memtable_whole_key_filtering(c, 1);
+        }
         st->bbto[i] = t;
         st->cfopts[i] = c;
     }
