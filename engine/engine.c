@@ -477,7 +477,8 @@ static void engine_fail(struct vs__engine *e, int rc, const char *fmt, ...)
  * (commit_finish, run as delivery reports arrive). The loop goes on processing meanwhile, so a
  * commit costs it the sealing and the write, not a round trip to the broker. One commit is in
  * flight at a time. engine_commit() does both, waiting for the acknowledgements: on shutdown,
- * on revocation, at the end of a replay and when the cache is full.
+ * on revocation and at the end of a replay. A cache full of unwritten records seals at once and
+ * holds processing until the write is done, without blocking the loop (pump).
  */
 static int commit_seal(struct vs__engine *e)
 {
@@ -561,7 +562,7 @@ static int commit_written(struct vs__engine *e, char *err)
 /*
  * Write the sealed commit once its outputs are acknowledged. Without wait the write goes to the
  * thread pool and a later call (any turn of the loop) completes it; with wait (shutdown,
- * revocation, cache pressure) everything is done before returning, acknowledgements included.
+ * revocation, end of a replay) everything is done before returning, acknowledgements included.
  */
 static int commit_finish(struct vs__engine *e, int wait)
 {

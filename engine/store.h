@@ -12,8 +12,9 @@
  * pending batch. vs_store_commit() writes all of it as ONE RocksDB WriteBatch, so a crash
  * anywhere leaves the store at the previous commit, exactly.
  *
- * Reads see pending writes: a customer comes from the cache first; timers are read through the
- * pending batch (WriteBatchWithIndex iterator over the base DB).
+ * Reads see pending writes: a customer comes from the cache first; timer scans merge the pending
+ * timer changes (timerlog.h) with the timers column family; models and meta are read through
+ * the pending batch (WriteBatchWithIndex over the base DB).
  *
  * Customer record layout (stable, little-endian): "VSC" u8 format(1), u16 nsections, then per
  * section: u8 name_len, name, u32 version, u32 len, bytes. Sections of unknown operators are an
