@@ -802,10 +802,6 @@ static int ready_head(struct vs__engine *e, struct vs__partition *p)
     }
 }
 
-/*
- * Process up to max events in the engine's order. Returns the number processed; *blocked is set
- * when a partition with nothing fetched holds the others back.
- */
 /* The merge's order of two partitions' head events: event time, then partition. */
 static int head_before(const struct vs__partition *parts, int a, int b)
 {
@@ -843,6 +839,14 @@ static void heap_down(const struct vs__partition *parts, int *h, int n, int i)
     }
 }
 
+/* Whether p, with no event ready, holds the merge back: its next event may come first, unless
+ * it is at its end, idle (live) or merged by arrival. */
+static int holds_back(const struct vs__engine *e, const struct vs__partition *p, uint64_t now)
+{
+    return !(e->arrival_order || p->at_eof ||
+             (e->live && now - p->last_arrival_ms >= (uint64_t)e->idle_timeout));
+}
+
 /*
  * Process up to max events in the engine's order. Returns the number processed; *blocked is set
  * when a partition with nothing fetched holds the others back.
@@ -869,8 +873,6 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
         e->heap_cap = (size_t)n;
     }
     int *h = e->heap, nh = 0;
-    /* A partition without a head: skipped when at its end, idle or merged by arrival; else
-     * it holds the merge back (its next event may come first). */
     for (int i = 0; i < n; i++) {
         struct vs__partition *p = &parts[i];
         if (!p->assigned) {
@@ -879,8 +881,7 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
         if (ready_head(e, p)) {
             h[nh++] = i;
             heap_up(parts, h, nh - 1);
-        } else if (!(e->arrival_order || p->at_eof ||
-                     (e->live && now - p->last_arrival_ms >= (uint64_t)e->idle_timeout))) {
+        } else if (holds_back(e, p, now)) {
             *blocked = 1;
             return 0;
         }
@@ -900,8 +901,7 @@ static int process_ready(struct vs__engine *e, int max, int *blocked)
         } else {
             h[0] = h[--nh];
             heap_down(parts, h, nh, 0);
-            if (!(e->arrival_order || best->at_eof ||
-                  (e->live && now - best->last_arrival_ms >= (uint64_t)e->idle_timeout))) {
+            if (holds_back(e, best, now)) {
                 *blocked = 1;
                 break;
             }
@@ -966,6 +966,20 @@ static void engine_stop(struct vs__engine *e)
 
 static void on_wake(uv_timer_t *h);
 
+/* The cache is full of records not yet written: seal them (unless a commit is sealed already)
+ * and move that commit on without waiting. */
+static int commit_cache_full(struct vs__engine *e)
+{
+    if (!e->sealed) {
+        int rc = commit_seal(e);
+        if (rc) {
+            return rc;
+        }
+        (*e->m_cache_full)++;
+    }
+    return commit_finish(e, 0);
+}
+
 static void pump(struct vs__engine *e)
 {
     if (e->stopped) {
@@ -985,13 +999,7 @@ static void pump(struct vs__engine *e)
      * (waiting here let librdkafka fetch tens of MiB meanwhile). */
     int pressure = !e->draining && vs__store_wants_commit(e->store);
     if (pressure) {
-        if (!e->sealed) {
-            if (commit_seal(e)) {
-                return;
-            }
-            (*e->m_cache_full)++;
-        }
-        if (commit_finish(e, 0)) {
+        if (commit_cache_full(e)) {
             return;
         }
         pressure = vs__store_wants_commit(e->store) && e->sealed;
@@ -1018,13 +1026,9 @@ static void pump(struct vs__engine *e)
         return;
     }
     if (!pressure && vs__store_wants_commit(e->store)) {
-        if (!e->sealed) {
-            if (commit_seal(e)) {
-                return;
-            }
-            (*e->m_cache_full)++;
+        if (commit_cache_full(e)) {
+            return;
         }
-        commit_finish(e, 0);
     } else if (e->since_commit >= e->commit_events) {
         commit_finish(e, 0);
         if (commit_seal(e)) {
