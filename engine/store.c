@@ -1365,13 +1365,6 @@ static struct timer_cache *timer_cache(struct vs__store *st, int32_t partition)
     return *tc;
 }
 
-/* RocksDB's bytewise order of two keys. */
-static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 static int64_t key_fire(const unsigned char *k)
 {
     return (int64_t)(get_be64(k + 4) ^ VS__TS_BIAS);
@@ -1386,10 +1379,10 @@ static void timer_cache_note(struct vs__store *st, int32_t partition, const unsi
         return;
     }
     int i = 0;
-    while (i < tc->n && key_cmp(tc->key[i], tc->len[i], k, kl) < 0) {
+    while (i < tc->n && vs__key_cmp(tc->key[i], tc->len[i], k, kl) < 0) {
         i++;
     }
-    int found = i < tc->n && key_cmp(tc->key[i], tc->len[i], k, kl) == 0;
+    int found = i < tc->n && vs__key_cmp(tc->key[i], tc->len[i], k, kl) == 0;
     if (set && !found) {
         if (tc->n == TIMER_CACHE_N) {
             tc->valid = 0; /* full: the next call scans again */
@@ -1561,7 +1554,7 @@ static int timer_scan_next(struct timer_scan *sc)
             has[g] = sc->pos[g] < sc->log[g].n;
             if (has[g]) {
                 vs__timerlog_at(&sc->log[g], sc->pos[g], &e[g]);
-                if (!best || key_cmp(e[g].key, e[g].len, best, blen) < 0) {
+                if (!best || vs__key_cmp(e[g].key, e[g].len, best, blen) < 0) {
                     best = e[g].key;
                     blen = e[g].len;
                 }
@@ -1577,7 +1570,7 @@ static int timer_scan_next(struct timer_scan *sc)
         sc->len = blen;
         int decided = 0, cancel = 0;
         for (int g = 0; g < 2; g++) {
-            if (has[g] && key_cmp(e[g].key, e[g].len, sc->key, sc->len) == 0) {
+            if (has[g] && vs__key_cmp(e[g].key, e[g].len, sc->key, sc->len) == 0) {
                 if (!decided) {
                     cancel = e[g].cancel;
                     decided = 1;
@@ -1585,7 +1578,7 @@ static int timer_scan_next(struct timer_scan *sc)
                 sc->pos[g]++;
             }
         }
-        if (dk && key_cmp(dk, dlen, sc->key, sc->len) == 0) {
+        if (dk && vs__key_cmp(dk, dlen, sc->key, sc->len) == 0) {
             rocksdb_iter_next(sc->it);
         }
         if (!cancel) {

@@ -156,16 +156,9 @@ int vs__timerlog_foreach(const struct vs__timerlog *log,
     return 0;
 }
 
-/* RocksDB's bytewise order of two keys. */
-static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 static int change_cmp(const struct part *pt, const struct change *a, const struct change *b)
 {
-    return key_cmp(pt->arena + a->off, a->len, pt->arena + b->off, b->len);
+    return vs__key_cmp(pt->arena + a->off, a->len, pt->arena + b->off, b->len);
 }
 
 static int tail_cmp(const void *pa, const void *pb, void *arg)
@@ -242,7 +235,7 @@ size_t vs__timerlog_lower_bound(const struct vs__timerlog_view *view, const unsi
     size_t lo = 0, hi = view->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (key_cmp(pt->arena + pt->ch[mid].off, pt->ch[mid].len, key, len) < 0) {
+        if (vs__key_cmp(pt->arena + pt->ch[mid].off, pt->ch[mid].len, key, len) < 0) {
             lo = mid + 1;
         } else {
             hi = mid;

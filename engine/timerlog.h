@@ -17,6 +17,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* RocksDB's bytewise order of two keys: the order of timer keys in the log and in the store. */
+static inline int vs__key_cmp(const unsigned char *a, size_t alen, const unsigned char *b,
+                              size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
 
 struct vs__timerlog;
 
