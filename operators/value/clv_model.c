@@ -217,35 +217,40 @@ struct objective {
  * error) is not estimated by the data: the "maximum" is a point on a flat ridge or plateau. */
 #define LOG_SE_MAX 2.0
 
+/* The mean log-likelihood (and its gradient) at the log-parameters theta; NAN off limits. */
+static double eval_at(const struct objective *o, const double *theta, double *grad)
+{
+    double par[4];
+    for (size_t i = 0; i < o->dim; i++) {
+        if (!(fabs(theta[i]) < LOG_PAR_LIMIT)) {
+            return NAN;
+        }
+        par[i] = exp(theta[i]);
+    }
+    double ll = o->mean_ll(o->data, par, grad);
+    return isfinite(ll) ? ll : NAN;
+}
+
 static double obj_f(const gsl_vector *v, void *arg)
 {
     const struct objective *o = arg;
-    double par[4];
+    double theta[4];
     for (size_t i = 0; i < o->dim; i++) {
-        double t = gsl_vector_get(v, i);
-        if (!(fabs(t) < LOG_PAR_LIMIT)) {
-            return GSL_POSINF;
-        }
-        par[i] = exp(t);
+        theta[i] = gsl_vector_get(v, i);
     }
-    double ll = o->mean_ll(o->data, par, NULL);
-    return isfinite(ll) ? -ll : GSL_POSINF;
+    double ll = eval_at(o, theta, NULL);
+    return isnan(ll) ? GSL_POSINF : -ll;
 }
 
 static void obj_fdf(const gsl_vector *v, void *arg, double *f, gsl_vector *df)
 {
     const struct objective *o = arg;
-    double par[4], grad[4] = {0, 0, 0, 0};
-    int ok = 1;
+    double theta[4], grad[4] = {0, 0, 0, 0};
     for (size_t i = 0; i < o->dim; i++) {
-        double t = gsl_vector_get(v, i);
-        if (!(fabs(t) < LOG_PAR_LIMIT)) {
-            ok = 0;
-        }
-        par[i] = exp(t);
+        theta[i] = gsl_vector_get(v, i);
     }
-    double ll = ok ? o->mean_ll(o->data, par, grad) : NAN;
-    if (!isfinite(ll)) {
+    double ll = eval_at(o, theta, grad);
+    if (isnan(ll)) {
         *f = GSL_POSINF;
         for (size_t i = 0; i < o->dim; i++) {
             gsl_vector_set(df, i, 0);
@@ -311,20 +316,6 @@ static int identified(const struct objective *o, const double *theta)
     }
     gsl_matrix_free(info);
     return ok;
-}
-
-/* The mean log-likelihood (and its gradient) at the log-parameters theta; NAN off limits. */
-static double eval_at(const struct objective *o, const double *theta, double *grad)
-{
-    double par[4];
-    for (size_t i = 0; i < o->dim; i++) {
-        if (!(fabs(theta[i]) < LOG_PAR_LIMIT)) {
-            return NAN;
-        }
-        par[i] = exp(theta[i]);
-    }
-    double ll = o->mean_ll(o->data, par, grad);
-    return isfinite(ll) ? ll : NAN;
 }
 
 static double norm2(const double *g, size_t n)
