@@ -17,10 +17,13 @@
  * cache, so a working set larger than the cache can be run:
  *
  * --extra LIST adds one more configuration (operators=LIST), reported as extra_*;
- * --profile-only runs the passthrough and the profile operator alone (large stores).
+ * --profile-only runs the passthrough and the profile operator alone (large stores);
+ * --restart keeps the last profile run's state and restarts the engine on it twice, each time
+ * after 1 % more events were appended: with input.assignment=all and with a group join, and
+ * reports the seconds from each start to the first record fetched.
  *
  *   bench_throughput [--events N] [--customers N] [--cache-mb N] [--partitions N] [--rounds N]
- *                    [--extra LIST]
+ *                    [--extra LIST] [--profile-only] [--restart]
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -88,12 +91,21 @@ static double passthrough(const char *bootstrap, const char *topic, const char *
     return (double)n / elapsed;
 }
 
-/* Run the engine binary to the end of the topic; events/s over its busy time, peak RSS. */
+/* Run the engine binary to the end of the topic; events/s over its busy time, peak RSS. With
+ * keep set, the state stays in keep (made when it does not exist yet, reused when it does) and
+ * the run may add one more setting (set) and report its seconds to the first record. */
 static int cache_mb = 256;
 static char a_cache[64] = "state.cache.mb=256";
 
-static double engine(const char *bootstrap, const char *operators, int round, double *rss_mib,
-                     int64_t expect)
+struct engine_run {
+    const char *keep;  /* state directory to keep and reuse, or NULL */
+    const char *set;   /* one more key=value, or NULL */
+    const char *group; /* group.id instead of bench-OPERATORS-ROUND, or NULL */
+    double first_s;    /* out: run.first.record.seconds */
+};
+
+static double engine_in(const char *bootstrap, const char *operators, int round, double *rss_mib,
+                        int64_t expect, struct engine_run *run)
 {
     char dir[] = "/tmp/vs-bench-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -101,17 +113,23 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     }
     char a_boot[512], a_state[512], a_metrics[512], a_group[128], a_ops[256], metrics[256];
     snprintf(a_boot, sizeof(a_boot), "bootstrap.servers=%s", bootstrap);
-    snprintf(a_state, sizeof(a_state), "state.dir=%s/state", dir);
+    snprintf(a_state, sizeof(a_state), "state.dir=%s/state", run && run->keep ? run->keep : dir);
     snprintf(metrics, sizeof(metrics), "%s/metrics.json", dir);
     snprintf(a_metrics, sizeof(a_metrics), "metrics.file=%s", metrics);
-    snprintf(a_group, sizeof(a_group), "group.id=bench-%s-%d", operators, round);
+    if (run && run->group) {
+        snprintf(a_group, sizeof(a_group), "group.id=%s", run->group);
+    } else {
+        snprintf(a_group, sizeof(a_group), "group.id=bench-%s-%d", operators, round);
+    }
     snprintf(a_ops, sizeof(a_ops), "operators=%s", operators);
+    const char *a_set = run && run->set ? run->set : "log.level=warn";
     pid_t pid = fork();
     if (pid == 0) {
         execl(VS_BIN, VS_BIN, "run", "--until-end", "--set", a_boot, "--set", a_state, "--set",
               a_metrics, "--set", a_group, "--set", a_ops, "--set", "input.topic=bench.events",
               "--set", "log.level=warn", "--set", "topic.profiles=bench.profiles", "--set",
-              "topic.recommendations=bench.recommendations", "--set", a_cache, (char *)NULL);
+              "topic.recommendations=bench.recommendations", "--set", a_cache, "--set", a_set,
+              (char *)NULL);
         _exit(127);
     }
     int status;
@@ -121,6 +139,9 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     *rss_mib = bench_json_number(metrics, "process.peak_rss_mib");
     double busy = bench_json_number(metrics, "run.busy.seconds");
     double processed = bench_json_number(metrics, "events.processed");
+    if (run) {
+        run->first_s = bench_json_number(metrics, "run.first.record.seconds");
+    }
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) {
@@ -135,15 +156,52 @@ static double engine(const char *bootstrap, const char *operators, int round, do
     return processed / busy;
 }
 
+static double engine(const char *bootstrap, const char *operators, int round, double *rss_mib,
+                     int64_t expect)
+{
+    return engine_in(bootstrap, operators, round, rss_mib, expect, NULL);
+}
+
+static int64_t topic_events(const char *boot, int partitions)
+{
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", boot, NULL, 0);
+    rd_kafka_t *probe = rd_kafka_new(RD_KAFKA_CONSUMER, cc, NULL, 0);
+    int64_t total = 0;
+    for (int i = 0; i < partitions; i++) {
+        int64_t lo, hi;
+        rd_kafka_query_watermark_offsets(probe, "bench.events", i, &lo, &hi, 5000);
+        total += hi - lo;
+    }
+    rd_kafka_destroy(probe);
+    return total;
+}
+
+/* Append about n more events of the same shop (another seed) to the topic. */
+static int append_events(const char *boot, int64_t n, const char *cust, const char *seed)
+{
+    char ev[32];
+    snprintf(ev, sizeof(ev), "%" PRId64, n);
+    char *argv[] = {"gen",          "--events",    ev,           "--customers",
+                    (char *)cust,   "--bootstrap", (char *)boot, "--topic",
+                    "bench.events", "--seed",      (char *)seed, NULL};
+    return vs__gen_main(11, argv);
+}
+
 int main(int argc, char **argv)
 {
     int64_t events = 500000, customers = 0;
     int partitions = 32, rounds = 5;
-    static const struct option opts[] = {
-        {"events", required_argument, NULL, 'e'},   {"customers", required_argument, NULL, 'c'},
-        {"cache-mb", required_argument, NULL, 'm'}, {"partitions", required_argument, NULL, 'p'},
-        {"rounds", required_argument, NULL, 'r'},   {"extra", required_argument, NULL, 'x'},
-        {"profile-only", no_argument, NULL, 'P'},   {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"events", required_argument, NULL, 'e'},
+                                         {"customers", required_argument, NULL, 'c'},
+                                         {"cache-mb", required_argument, NULL, 'm'},
+                                         {"partitions", required_argument, NULL, 'p'},
+                                         {"rounds", required_argument, NULL, 'r'},
+                                         {"extra", required_argument, NULL, 'x'},
+                                         {"profile-only", no_argument, NULL, 'P'},
+                                         {"restart", no_argument, NULL, 'R'},
+                                         {NULL, 0, NULL, 0}};
+    int restart = 0;
     const char *extra = NULL;
     int profile_only = 0;
     int c;
@@ -163,9 +221,12 @@ int main(int argc, char **argv)
             extra = optarg;
         } else if (c == 'P') {
             profile_only = 1;
+        } else if (c == 'R') {
+            restart = 1;
         } else {
             fprintf(stderr, "usage: bench_throughput [--events N] [--customers N] [--cache-mb N] "
-                            "[--partitions N] [--rounds N] [--extra LIST] [--profile-only]\n");
+                            "[--partitions N] [--rounds N] [--extra LIST] [--profile-only] "
+                            "[--restart]\n");
             return 2;
         }
     }
@@ -197,25 +258,23 @@ int main(int argc, char **argv)
         return 1;
     }
     /* The generator calibrates to about N events; count what is there. */
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", boot, NULL, 0);
-    rd_kafka_t *probe = rd_kafka_new(RD_KAFKA_CONSUMER, cc, NULL, 0);
-    int64_t total = 0;
-    for (int i = 0; i < partitions; i++) {
-        int64_t lo, hi;
-        rd_kafka_query_watermark_offsets(probe, "bench.events", i, &lo, &hi, 5000);
-        total += hi - lo;
-    }
-    rd_kafka_destroy(probe);
+    int64_t total = topic_events(boot, partitions);
     fprintf(stderr, "bench: %" PRId64 " events in %d partitions\n", total, partitions);
 
+    char kept[] = "/tmp/vs-bench-state-XXXXXX";
+    if (restart && !mkdtemp(kept)) {
+        return 1;
+    }
     double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15], ext[15],
         rss_ext[15];
     for (int r = 0; r < rounds; r++) {
         char out[64];
         snprintf(out, sizeof(out), "bench.passthrough");
         pt[r] = passthrough(boot, "bench.events", out, partitions, total);
-        eng[r] = engine(boot, "profile", r, &rss[r], total);
+        /* With --restart, the last profile run's state is kept for the restarts below. */
+        struct engine_run keep = {kept, NULL, NULL, 0};
+        eng[r] = engine_in(boot, "profile", r, &rss[r], total,
+                           restart && r == rounds - 1 ? &keep : NULL);
         all[r] = rss_all[r] = novc[r] = rss_novc[r] = 0;
         if (!profile_only) {
             /* The pair in alternating order, so that neither side is always the one that
@@ -269,6 +328,41 @@ int main(int argc, char **argv)
                  ",\"extra_operators\":\"%s\",\"extra_events_per_s\":%.0f,"
                  "\"extra_ratio\":%.3f,\"extra_peak_rss_mib\":%.1f}",
                  extra, e4, e4 / p, bench_median(rss_ext, rounds));
+    }
+    if (restart) {
+        /* Restarts on the kept state with more events in the topic: the seconds from the
+         * start to the first record fetched, without a group join (and a group.id of its own,
+         * whose offsets the broker takes) and with one (the group of the run that made the
+         * state). The events appended come from a hundredth of the customers. */
+        struct engine_run all_run = {kept, "input.assignment=all", "bench-restart", 0},
+                          group_run = {kept, NULL, NULL, 0};
+        double rss_r;
+        int64_t before = total, more = events / 100 > 1000 ? events / 100 : 1000;
+        snprintf(cust, sizeof(cust), "%" PRId64, customers / 100 > 100 ? customers / 100 : 100);
+        int ok = !append_events(boot, more, cust, "2");
+        int64_t added = topic_events(boot, partitions) - before;
+        ok = ok && engine_in(boot, "profile", rounds - 1, &rss_r, added, &all_run) > 0;
+        before += added;
+        ok = ok && !append_events(boot, more, cust, "3");
+        added = topic_events(boot, partitions) - before;
+        ok = ok && engine_in(boot, "profile", rounds - 1, &rss_r, added, &group_run) > 0;
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", kept);
+        if (system(cmd)) {
+            /* nothing to do */
+        }
+        if (!ok) {
+            fprintf(stderr, "restart runs failed\n");
+            return 1;
+        }
+        fprintf(stderr,
+                "restart with %" PRId64 " customers: first record after %.3f s "
+                "(input.assignment=all), %.3f s (group join)\n",
+                customers, all_run.first_s, group_run.first_s);
+        size_t l = strlen(json);
+        snprintf(json + l - 1, sizeof(json) - l + 1,
+                 ",\"restart_first_record_s\":%.3f,\"restart_group_first_record_s\":%.3f}",
+                 all_run.first_s, group_run.first_s);
     }
     bench_result("throughput", json);
     vs__broker_free(b);

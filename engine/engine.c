@@ -154,8 +154,9 @@ struct vs__engine {
     int64_t *m_cache_full; /* commits sealed because the cache was full of unwritten records */
     double *m_held_s;      /* time processing was held back for them */
     uint64_t held_since_us;
-    double *m_busy;     /* seconds from the first event to the last processed */
-    double *m_commit_s; /* loop time spent committing, of which m_flush_s waiting for acks */
+    double *m_busy;         /* seconds from the first event to the last processed */
+    double *m_first_record; /* seconds from the start to the first record fetched */
+    double *m_commit_s;     /* loop time spent committing, of which m_flush_s waiting for acks */
     double *m_flush_s;
     int sealed;               /* a commit is sealed, waiting for its outputs' acknowledgements */
     struct vs_env job_env;    /* for the commit's write on the thread pool */
@@ -163,6 +164,7 @@ struct vs__engine {
     char *write_err;          /* its RocksDB error (set by the job) */
     rd_kafka_topic_partition_list_t *sealed_offsets; /* its offsets, for Kafka after the write */
     uint64_t first_event_ms;
+    uint64_t start_ms; /* when vs__engine_run began: run.first.record.seconds counts from it */
     uint64_t progress_last_ms;
     int64_t progress_last_events;
 
@@ -992,6 +994,7 @@ static void pump(struct vs__engine *e)
     /* The clock of run.busy.seconds starts at the first record (not at an EOF event). */
     if (fetched && !e->first_event_ms && vs__source_received(e->source)) {
         e->first_event_ms = mono_ms();
+        *e->m_first_record = (double)(e->first_event_ms - e->start_ms) / 1000.0;
     }
     /* A cache full of records not yet written: seal them and take no more events until that
      * commit is written. The loop does not wait for it: it goes on draining the consumer into
@@ -1291,6 +1294,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         return VS_ENOMEM;
     }
     int rc = 0;
+    e->start_ms = mono_ms();
     e->cfg = cfg;
     e->opts = *opts;
     e->metrics = opts->metrics;
@@ -1401,6 +1405,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_cache_full = vs__metrics_counter(e->metrics, "commits.cache.full");
     e->m_held_s = vs__metrics_gauge(e->metrics, "commit.cache.full.seconds");
     e->m_busy = vs__metrics_gauge(e->metrics, "run.busy.seconds");
+    e->m_first_record = vs__metrics_gauge(e->metrics, "run.first.record.seconds");
     e->m_commit_s = vs__metrics_gauge(e->metrics, "commit.seconds");
     e->m_flush_s = vs__metrics_gauge(e->metrics, "commit.flush.seconds");
     e->m_merge_wait_s = vs__metrics_gauge(e->metrics, "merge.wait.seconds");

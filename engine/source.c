@@ -23,6 +23,11 @@ const struct vs_config_key vs__source_config[] = {
      "fetched records buffered over all assigned partitions, MiB: each partition gets its share "
      "(at least 64 KiB) before it is paused; enough for about a second of processing, since "
      "librdkafka may take up to a second to fetch a resumed partition again"},
+    {"input.assignment", VS_CONFIG_STRING, "group",
+     "how the engine gets its partitions: group (Kafka's group protocol, for several engine "
+     "processes sharing group.id) or all (every partition of input.topic, assigned without a "
+     "group join, for a single engine: a restart consumes at once instead of after the broker's "
+     "group.initial.rebalance.delay.ms; group offsets are still committed for lag monitoring)"},
     {"input.prefetch.mb", VS_CONFIG_INT, "512",
      "what librdkafka may hold fetched ahead for all partitions, MiB: a safety net, since the "
      "engine takes every fetched record into its own buffers at once (input.buffer.mb)"},
@@ -41,6 +46,8 @@ struct vs__source {
     int64_t part_fetch;      /* the consumer's max.partition.fetch.bytes */
     size_t share;            /* ring bytes per partition before it is paused */
     int64_t total_bytes;     /* input.buffer.mb */
+    int assign_all;          /* input.assignment=all: no group membership */
+    int group_commit_off;    /* the broker refused group offsets without membership */
     uint64_t received;       /* records taken from the queue */
     int pipefd[2];
     uv_poll_t *poll;
@@ -90,34 +97,41 @@ static void partition_clear(struct vs__partition *p)
     p->paused = 0;
 }
 
+/* Take over assigned partitions: clear their buffers, seek them to the offsets the engine stored
+ * (on_assign) and share the input buffer among them. */
+static void assign_partitions(struct vs__source *s, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        struct vs__partition *p = partition_get(s, parts->elems[i].partition);
+        if (p) {
+            partition_clear(p);
+            p->assigned = 1;
+            p->next_offset = -1;
+            p->has_watermark = 0;
+            p->next_timer = INT64_MIN;
+            p->last_arrival_ms = now_ms();
+        }
+        /* Without a stored offset: offset 0 rather than the logical beginning, whose offset
+         * query now and then held one partition's first fetch back for half a second (and
+         * the merge with it); where 0 is gone, auto.offset.reset=earliest applies. */
+        parts->elems[i].offset = 0;
+    }
+    if (s->cb.on_assign(s->cb.arg, parts)) {
+        vs_log(VS_LOG_ERROR, "cannot restore the assigned partitions' offsets");
+    }
+    /* The buffers' share: many partitions must not multiply the memory they take. */
+    int64_t share = parts->cnt > 0 ? s->total_bytes / parts->cnt : s->total_bytes;
+    s->share = share < 65536 ? 65536 : (size_t)share;
+    rd_kafka_assign(s->rk, parts);
+    vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct vs__source *s = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++) {
-            struct vs__partition *p = partition_get(s, parts->elems[i].partition);
-            if (p) {
-                partition_clear(p);
-                p->assigned = 1;
-                p->next_offset = -1;
-                p->has_watermark = 0;
-                p->next_timer = INT64_MIN;
-                p->last_arrival_ms = now_ms();
-            }
-            /* Without a stored offset: offset 0 rather than the logical beginning, whose offset
-             * query now and then held one partition's first fetch back for half a second (and
-             * the merge with it); where 0 is gone, auto.offset.reset=earliest applies. */
-            parts->elems[i].offset = 0;
-        }
-        if (s->cb.on_assign(s->cb.arg, parts)) {
-            vs_log(VS_LOG_ERROR, "cannot restore the assigned partitions' offsets");
-        }
-        /* The buffers' share: many partitions must not multiply the memory they take. */
-        int64_t share = parts->cnt > 0 ? s->total_bytes / parts->cnt : s->total_bytes;
-        s->share = share < 65536 ? 65536 : (size_t)share;
-        rd_kafka_assign(rk, parts);
-        vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
+        assign_partitions(s, parts);
     } else {
         s->cb.on_revoke(s->cb.arg, parts);
         for (int i = 0; i < parts->cnt; i++) {
@@ -128,6 +142,28 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* Group offsets are for lag monitoring only. Without membership (input.assignment=all) a broker
+ * takes them only while the group has no members (the embedded one never takes them for a group
+ * that was ever joined): once refused, they are no longer sent, with one warning instead of
+ * librdkafka's on every commit. */
+static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    struct vs__source *s = opaque;
+    (void)rk;
+    (void)offsets;
+    if (s->assign_all && !s->group_commit_off &&
+        (err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+         err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)) {
+        s->group_commit_off = 1;
+        vs_log(VS_LOG_WARN,
+               "the broker refuses offsets of group '%s' from a consumer outside it (%s): group "
+               "offsets are no longer committed; give input.assignment=all a group.id of its "
+               "own for lag monitoring",
+               vs_config_str(s->cfg, "group.id"), rd_kafka_err2str(err));
     }
 }
 
@@ -188,6 +224,7 @@ static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int6
         return VS_ECONFIG;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_committed);
     rd_kafka_conf_set_opaque(conf, s);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
     if (!s->rk) {
@@ -214,6 +251,14 @@ struct vs__source *vs__source_new(const struct vs_config *cfg,
     s->cfg = cfg;
     s->pipefd[0] = s->pipefd[1] = -1;
     s->topic = strdup(vs_config_str(cfg, "input.topic"));
+    const char *how = vs_config_str(cfg, "input.assignment");
+    if (strcmp(how, "group") && strcmp(how, "all")) {
+        snprintf(errbuf, errlen, "config key 'input.assignment': expected group or all, got '%s'",
+                 how);
+        vs__source_free(s);
+        return NULL;
+    }
+    s->assign_all = !strcmp(how, "all");
     int64_t buf_mb = vs_config_int(cfg, "input.buffer.mb");
     s->total_bytes = (buf_mb < 1 ? 1 : buf_mb) << 20;
     s->share = (size_t)s->total_bytes;
@@ -541,7 +586,7 @@ rd_kafka_topic_partition_list_t *vs__source_offsets(struct vs__source *s)
 
 void vs__source_commit_offsets(struct vs__source *s, rd_kafka_topic_partition_list_t *l)
 {
-    if (l->cnt) {
+    if (l->cnt && !s->group_commit_off) {
         rd_kafka_commit(s->rk, l, 1);
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -614,6 +659,15 @@ int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t 
         if (rc) {
             return rc;
         }
+    }
+    if (s->assign_all) {
+        rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(partitions);
+        for (int i = 0; i < partitions; i++) {
+            rd_kafka_topic_partition_list_add(all, s->topic, i);
+        }
+        assign_partitions(s, all);
+        rd_kafka_topic_partition_list_destroy(all);
+        return 0;
     }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);

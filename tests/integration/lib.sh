@@ -31,6 +31,11 @@ assert_gt() { # value min what
     echo "ok: $3 = $1 (> $2)"
 }
 
+assert_cmp() { # value awk-condition-on-v what, e.g. assert_cmp 2.1 'v < 2.5' "start"
+    if ! awk -v v="$1" "BEGIN { exit !($2) }"; then echo "FAIL: $3: expected $2, got $1"; exit 1; fi
+    echo "ok: $3 = $1 ($2)"
+}
+
 wait_metric() { # file name min seconds: until the running engine's metrics.file shows name >= min
     local deadline=$((SECONDS + $4)) v=0
     while [ $SECONDS -lt $deadline ]; do

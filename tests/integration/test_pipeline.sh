@@ -38,3 +38,18 @@ done
 # A third run over the same state finds nothing new: exactly-once state effects.
 run "$WORK/s1" "$WORK/m3.json" g1
 assert_eq 0 "$(metric "$WORK/m3.json" events.processed)" "events reprocessed after a clean stop"
+# input.assignment=all: every partition taken without a group join gives the same state, and a
+# restart consumes without waiting for one. The embedded broker delays a group's first join by
+# 3 s (group.initial.rebalance.delay.ms): the group runs above cannot start sooner, these must.
+VS_TEST_SET="${VS_TEST_SET:-} --set input.assignment=all" run "$WORK/s4" "$WORK/m4.json" g4
+"$VS_BIN" inspect --state "$WORK/s4" --all --json > "$WORK/state4.json"
+cmp "$WORK/state1.json" "$WORK/state4.json" && echo "ok: input.assignment=all gives identical state"
+assert_cmp "$(metric "$WORK/m1.json" run.first.record.seconds)" 'v >= 3.0' \
+    "seconds to the first record with a group join"
+"$VS_BIN" gen --customers 3000 --items 200 --events 2000 --days 30 --seed 4 \
+    --bootstrap "$BOOTSTRAP" --topic shop.events >"$WORK/gen2.json" 2>"$WORK/gen2.log"
+VS_TEST_SET="${VS_TEST_SET:-} --set input.assignment=all" run "$WORK/s4" "$WORK/m5.json" g4
+assert_eq "$(metric "$WORK/gen2.json" events)" "$(metric "$WORK/m5.json" events.processed)" \
+    "events processed by a restart with input.assignment=all"
+assert_cmp "$(metric "$WORK/m5.json" run.first.record.seconds)" 'v < 2.5' \
+    "seconds to the first record of a restart with input.assignment=all"
