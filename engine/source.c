@@ -49,7 +49,6 @@ struct vs__source {
     int assign_all;          /* input.assignment=all: no group membership */
     int group_commit_off;    /* the broker refused group offsets without membership */
     uint64_t received;       /* records taken from the queue */
-    uint64_t refetched;      /* records received again after a pause (dropped) */
     int pipefd[2];
     uv_poll_t *poll;
     int closed;
@@ -494,17 +493,12 @@ int vs__source_fetch(struct vs__source *s)
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            if (p->fetch_offset >= 0 && m->offset < p->fetch_offset) {
-                /* Fetched again around a pause: the ring has it already. */
-                s->refetched++;
+            if (p->paused || (p->fetch_offset >= 0 && m->offset < p->fetch_offset)) {
+                /* Fetched before the pause took effect (fetched again on resume, from
+                 * fetch_offset), or fetched again around a pause: the ring has it already. */
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            /* A record of a paused partition fetched before the pause took effect is kept,
-             * beyond the partition's share (by at most what librdkafka had fetched of it: one
-             * fetch's batch, max.partition.fetch.bytes), and the resume fetches from after it.
-             * Dropped, it was fetched and decompressed twice: with 32 partitions a sixth of a
-             * replay's records, and a third of the replay's time. */
             p->fetch_offset = m->offset + 1;
             p->at_eof = 0;
             p->last_arrival_ms = now;
@@ -516,8 +510,8 @@ int vs__source_fetch(struct vs__source *s)
             }
             rd_kafka_message_destroy(m);
             if (p->used >= s->share && !p->paused) {
-                /* librdkafka fetches no more of it; what it had fetched still arrives and is
-                 * kept, and the resume fetches from after the last record kept. */
+                /* Pausing drops what librdkafka holds of the partition; fetching resumes after
+                 * the last record handed out, so the records in hand are kept. */
                 pause_partition(s, p, 1);
             }
         }
@@ -531,11 +525,6 @@ int vs__source_fetch(struct vs__source *s)
 uint64_t vs__source_received(const struct vs__source *s)
 {
     return s->received;
-}
-
-uint64_t vs__source_refetched(const struct vs__source *s)
-{
-    return s->refetched;
 }
 
 struct vs__partition *vs__source_partitions(struct vs__source *s, int *n)
