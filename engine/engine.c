@@ -1322,6 +1322,9 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         rc = VS_ECONFIG;
         goto out;
     }
+    if ((rc = vs__source_check_config(cfg, errbuf, errlen))) {
+        goto out;
+    }
     if (strcmp(serde, "avro") && strcmp(serde, "confluent")) {
         snprintf(errbuf, errlen, "config key 'serde.format': expected avro or confluent, got '%s'",
                  serde);

@@ -238,6 +238,17 @@ static int consumer_open(struct vs__source *s, const struct vs_config *cfg, int6
     return 0;
 }
 
+int vs__source_check_config(const struct vs_config *cfg, char *errbuf, size_t errlen)
+{
+    const char *how = vs_config_str(cfg, "input.assignment");
+    if (strcmp(how, "group") && strcmp(how, "all")) {
+        snprintf(errbuf, errlen, "config key 'input.assignment': expected group or all, got '%s'",
+                 how);
+        return VS_ECONFIG;
+    }
+    return 0;
+}
+
 struct vs__source *vs__source_new(const struct vs_config *cfg,
                                   const struct vs__source_callbacks *cb, char *errbuf,
                                   size_t errlen)
@@ -251,14 +262,11 @@ struct vs__source *vs__source_new(const struct vs_config *cfg,
     s->cfg = cfg;
     s->pipefd[0] = s->pipefd[1] = -1;
     s->topic = strdup(vs_config_str(cfg, "input.topic"));
-    const char *how = vs_config_str(cfg, "input.assignment");
-    if (strcmp(how, "group") && strcmp(how, "all")) {
-        snprintf(errbuf, errlen, "config key 'input.assignment': expected group or all, got '%s'",
-                 how);
+    if (vs__source_check_config(cfg, errbuf, errlen)) {
         vs__source_free(s);
         return NULL;
     }
-    s->assign_all = !strcmp(how, "all");
+    s->assign_all = !strcmp(vs_config_str(cfg, "input.assignment"), "all");
     int64_t buf_mb = vs_config_int(cfg, "input.buffer.mb");
     s->total_bytes = (buf_mb < 1 ? 1 : buf_mb) << 20;
     s->share = (size_t)s->total_bytes;

@@ -66,6 +66,10 @@ struct vs__source;
 
 extern const struct vs_config_key vs__source_config[];
 
+/* Check the source's config values (before anything connects); VS_ECONFIG with a message naming
+ * the key. */
+int vs__source_check_config(const struct vs_config *cfg, char *errbuf, size_t errlen);
+
 struct vs__source *vs__source_new(const struct vs_config *cfg,
                                   const struct vs__source_callbacks *cb, char *errbuf,
                                   size_t errlen);
