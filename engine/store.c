@@ -74,6 +74,11 @@ struct vs__link {
     struct vs__link *prev, *next;
 };
 
+struct seal_slot {
+    uint64_t hash;
+    size_t key_off, val_off, val_len;
+};
+
 struct vs__customer {
     struct vs__link link; /* first: the lists hold pointers to it */
     struct vs__customer *hnext;
@@ -82,6 +87,7 @@ struct vs__customer {
     uint8_t dirty;
     uint8_t in_seal; /* its content is in the sealed commit, not yet in RocksDB */
     uint8_t sclass;
+    uint32_t seal_pos;     /* with in_seal: its place in sort_buf */
     char *id;              /* after the sections, NUL-terminated */
     const size_t *sec_off; /* the store's section offsets */
     _Alignas(16) unsigned char data[];
@@ -110,7 +116,16 @@ struct vs__store {
      * indexed pending batch it was built from, which reads still see until it is written. */
     rocksdb_writebatch_t *sealed;
     rocksdb_writebatch_wi_t *wb_sealed;
-    size_t nsealed;          /* its records: sort_buf[0 .. nsealed) */
+    size_t nsealed; /* its records: sort_buf[0 .. nsealed) */
+    /* Where each of them lies in the sealed batch (slots, by sort_buf position) and a hash
+     * table of slot numbers + 1: a sealed record evicted before the write is read back from
+     * the batch. seal_ok is 0 when the batch's layout was not the expected one; sealed records
+     * then stay in the cache until written. */
+    struct seal_slot *seal_slots;
+    uint32_t *seal_table;
+    size_t seal_slots_cap, seal_table_size;
+    const char *seal_rep;
+    int seal_ok;
     char timer_bound[4 + 8]; /* the upper bound ro_timer points into */
 
     /* sections */
@@ -136,7 +151,7 @@ struct vs__store {
     size_t sort_cap;
     struct vs__customer *free_list[VS__NCLASS + 1];
     size_t free_bytes;
-    uint64_t hits, misses, evictions;
+    uint64_t hits, misses, evictions, sealed_reads;
 
     /* timers: per partition, no timer fires before timer_lb[p] (INT64_MIN: unknown), and the
      * partition's next timers as one scan found them (timer_cache[p], NULL until used) */
@@ -816,13 +831,17 @@ static void cache_unlink(struct vs__store *st, struct vs__customer *e)
 /* Evict clean records, least recently used first, until `need` more bytes fit the budget. */
 static void cache_evict(struct vs__store *st, size_t need)
 {
-    /* The records of a sealed commit are clean but not yet in RocksDB: none leaves the cache
-     * until that commit is written. The seal put them at the recent end of the clean list, so
-     * the first one met from the old end stops the eviction. */
+    /* The records of a sealed commit are clean but not yet in RocksDB: one that leaves the cache
+     * before the commit is written is read back from the sealed batch (seal_find). Without the
+     * batch's index none leaves: the seal put them at the recent end of the clean list, so the
+     * first one met from the old end stops the eviction. */
     while (st->used + need > st->budget && st->clean.prev != &st->clean) {
         struct vs__customer *e = (struct vs__customer *)st->clean.prev;
         if (e->in_seal) {
-            break;
+            if (!st->seal_ok) {
+                break;
+            }
+            st->sort_buf[e->seal_pos] = NULL;
         }
         cache_unlink(st, e);
         entry_release(st, e);
@@ -833,7 +852,8 @@ static void cache_evict(struct vs__store *st, size_t need)
 int vs__store_wants_commit(const struct vs__store *st)
 {
     return st->used > st->budget &&
-           (st->clean.prev == &st->clean || ((struct vs__customer *)st->clean.prev)->in_seal);
+           (st->clean.prev == &st->clean ||
+            (!st->seal_ok && ((struct vs__customer *)st->clean.prev)->in_seal));
 }
 
 /* ==== Customer record encoding ==== */
@@ -980,6 +1000,58 @@ static int decode_record(struct vs__store *st, const unsigned char *buf, size_t 
 
 /* ==== Customers ==== */
 
+/* Bytes of v as a varint (the length prefixes in a RocksDB batch). */
+static size_t varint_size(size_t v)
+{
+    size_t n = 1;
+    while (v >= 128) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A new entry, its record read: into the table and the dirty list. */
+static int cache_insert(struct vs__store *st, struct vs__customer *e, uint64_t h, size_t cost,
+                        struct vs__customer **out)
+{
+    if (st->nentries >= st->nbuckets) {
+        cache_grow(st);
+    }
+    size_t b = h & (st->nbuckets - 1);
+    e->hnext = st->buckets[b];
+    st->buckets[b] = e;
+    e->dirty = 1;
+    st->ndirty++;
+    link_push_head(&st->dirty, &e->link);
+    st->nentries++;
+    st->used += cost;
+    *out = e;
+    return 0;
+}
+
+/* The sealed batch's record of a customer, while a sealed commit waits to be written. */
+static const struct seal_slot *seal_find(const struct vs__store *st, const char *id, size_t len,
+                                         uint64_t h)
+{
+    if (!st->sealed || !st->seal_ok || !st->seal_table_size) {
+        return NULL;
+    }
+    size_t mask = st->seal_table_size - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t v = st->seal_table[i];
+        if (!v) {
+            return NULL;
+        }
+        const struct seal_slot *sl = &st->seal_slots[v - 1];
+        if (sl->hash == h && sl->val_off - sl->key_off >= len &&
+            memcmp(st->seal_rep + sl->key_off, id, len) == 0 &&
+            sl->val_off - sl->key_off - len == varint_size(sl->val_len)) {
+            return sl;
+        }
+    }
+}
+
 /*
  * The hot path. A hit moves the record to the head of the dirty list. A miss first makes room
  * (evicting clean records; when none is left the cache grows past its budget and
@@ -1023,6 +1095,20 @@ int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
     e->hash = h;
     e->in_seal = 0;
 
+    const struct seal_slot *sl = seal_find(st, user_id, len, h);
+    if (sl) {
+        st->sealed_reads++;
+        int rc = decode_record(st, (const unsigned char *)st->seal_rep + sl->val_off, sl->val_len,
+                               e->data, e->id);
+        if (rc != 0) {
+            entry_release(st, e);
+            return rc;
+        }
+        if (is_new) {
+            *is_new = 0;
+        }
+        return cache_insert(st, e, h, cost, out);
+    }
     char *rerr = NULL;
     rocksdb_pinnableslice_t *ps =
         rocksdb_get_pinned_cf(st->db, st->ro, st->cf[CF_CUSTOMERS], user_id, len, &rerr);
@@ -1044,20 +1130,7 @@ int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
     if (is_new) {
         *is_new = ps == NULL;
     }
-
-    if (st->nentries >= st->nbuckets) {
-        cache_grow(st);
-    }
-    size_t b = h & (st->nbuckets - 1);
-    e->hnext = st->buckets[b];
-    st->buckets[b] = e;
-    e->dirty = 1;
-    st->ndirty++;
-    link_push_head(&st->dirty, &e->link);
-    st->nentries++;
-    st->used += cost;
-    *out = e;
-    return 0;
+    return cache_insert(st, e, h, cost, out);
 }
 
 void *vs__customer_section(struct vs__customer *c, int i)
@@ -1799,6 +1872,57 @@ static int timer_batch_add(const struct vs__timerlog_entry *e, void *arg)
     return 0;
 }
 
+/* Room for the index of n sealed records; 0 without it (the records then stay cached). */
+static int seal_index_reserve(struct vs__store *st, size_t n)
+{
+    size_t tsize = 16;
+    while (tsize < 2 * n) {
+        tsize *= 2;
+    }
+    if (n > st->seal_slots_cap) {
+        struct seal_slot *ns = realloc(st->seal_slots, n * sizeof *ns);
+        if (!ns) {
+            return 0;
+        }
+        st->seal_slots = ns;
+        st->seal_slots_cap = n;
+    }
+    if (tsize > st->seal_table_size || !st->seal_table) {
+        uint32_t *nt = realloc(st->seal_table, tsize * sizeof *nt);
+        if (!nt) {
+            return 0;
+        }
+        st->seal_table = nt;
+        st->seal_table_size = tsize;
+    }
+    return n < UINT32_MAX;
+}
+
+/* Check that every slot points at its record's key in the batch (the layout of a put is
+ * RocksDB's, not an API) and fill the hash table; 0 when a slot does not match. */
+static int seal_index_build(struct vs__store *st, rocksdb_writebatch_t *batch, size_t n)
+{
+    size_t size;
+    st->seal_rep = rocksdb_writebatch_data(batch, &size);
+    memset(st->seal_table, 0, st->seal_table_size * sizeof *st->seal_table);
+    size_t mask = st->seal_table_size - 1;
+    for (size_t i = 0; i < n; i++) {
+        const struct seal_slot *sl = &st->seal_slots[i];
+        const struct vs__customer *e = st->sort_buf[i];
+        if (sl->val_off + sl->val_len > size || sl->key_off >= sl->val_off ||
+            sl->key_off + e->id_len > sl->val_off ||
+            memcmp(st->seal_rep + sl->key_off, e->id, e->id_len) != 0) {
+            return 0;
+        }
+        size_t j = (size_t)sl->hash & mask;
+        while (st->seal_table[j]) {
+            j = (j + 1) & mask;
+        }
+        st->seal_table[j] = (uint32_t)i + 1;
+    }
+    return 1;
+}
+
 int vs__store_seal(struct vs__store *st)
 {
     if (st->read_only) {
@@ -1834,13 +1958,26 @@ int vs__store_seal(struct vs__store *st)
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create_from(rep, replen);
     struct timer_batch tb = {st, batch};
     vs__timerlog_foreach(st->timers, timer_batch_add, &tb);
+    int indexed = seal_index_reserve(st, n);
     for (size_t i = 0; i < n; i++) {
         struct vs__customer *e = st->sort_buf[i];
         size_t len = encode_record(st, e);
         rocksdb_writebatch_put_cf(batch, st->cf[CF_CUSTOMERS], e->id, e->id_len,
                                   (const char *)st->enc, len);
+        if (indexed) {
+            /* A put appends the key, the value's varint length and the value. */
+            size_t size;
+            rocksdb_writebatch_data(batch, &size);
+            struct seal_slot *sl = &st->seal_slots[i];
+            sl->hash = e->hash;
+            sl->val_len = len;
+            sl->val_off = size - len;
+            sl->key_off = sl->val_off - varint_size(len) - e->id_len;
+        }
+        e->seal_pos = (uint32_t)i;
     }
     st->sealed = batch;
+    st->seal_ok = indexed && seal_index_build(st, batch, n);
     st->wb_sealed = st->wb;
     st->wb = fresh;
     struct vs__timerlog *spare = st->timers_sealed; /* written: the previous seal's */
@@ -1902,9 +2039,13 @@ int vs__store_sealed_written(struct vs__store *st, char *rerr)
     st->wb_sealed = NULL;
     vs__timerlog_reset(st->timers_sealed);
     for (size_t i = 0; i < st->nsealed; i++) {
-        st->sort_buf[i]->in_seal = 0;
+        if (st->sort_buf[i]) { /* NULL: evicted meanwhile */
+            st->sort_buf[i]->in_seal = 0;
+        }
     }
     st->nsealed = 0;
+    st->seal_ok = 0;
+    st->seal_rep = NULL;
     cache_evict(st, 0);
     return 0;
 }
@@ -2028,6 +2169,7 @@ void vs__store_stats(struct vs__store *st, struct vs__store_stats *out)
     out->cache_hits = st->hits;
     out->cache_misses = st->misses;
     out->evictions = st->evictions;
+    out->sealed_reads = st->sealed_reads;
 }
 
 /* ==== Close ==== */
@@ -2112,6 +2254,8 @@ void vs__store_close(struct vs__store *st)
     }
     free(st->buckets);
     free(st->sort_buf);
+    free(st->seal_slots);
+    free(st->seal_table);
     free(st->scratch);
     free(st->enc);
     free(st->upgrade_buf);

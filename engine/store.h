@@ -140,6 +140,8 @@ struct vs__store_stats {
     uint64_t cache_records; /* records in the cache now */
     uint64_t cache_bytes;   /* bytes the cache holds now */
     uint64_t cache_hits, cache_misses, evictions;
+    /* Misses answered by the sealed commit's batch (records evicted before it was written). */
+    uint64_t sealed_reads;
     /* Memory, bytes: RocksDB's memtables (all column families), table readers (indexes and
      * filters not in the block cache), block cache in use, and the pending and sealed batches. */
     uint64_t memtables, table_readers, block_cache, batches;

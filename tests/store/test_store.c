@@ -403,8 +403,9 @@ static uint64_t run_workload_mode(struct vs__store *st, uint64_t seed, int ops, 
     return check;
 }
 
-/* Sealed commits written later, with a tiny cache (sealed records must not be evicted before
- * they are written), give exactly the results and the stored state of plain commits. */
+/* Sealed commits written later, with a tiny cache (sealed records evicted before they are
+ * written are read back from the sealed batch), give exactly the results and the stored state
+ * of plain commits. */
 static void test_sealed_commits_equal_plain(void **state)
 {
     char *d1 = tu_tmpdir(), *d2 = tu_tmpdir();
@@ -425,6 +426,52 @@ static void test_sealed_commits_equal_plain(void **state)
     vs__store_close(s2);
     tu_rmdir(d1);
     tu_rmdir(d2);
+}
+
+/* Records of a sealed commit leave a full cache before the commit is written, and a miss reads
+ * them back from the sealed batch, not the older committed record. */
+static void test_evicted_sealed_records_read_back(void **state)
+{
+    char *dir = tu_tmpdir();
+    struct vs__store_options o = opts_default;
+    o.cache_bytes = 32 << 10;
+    struct vs__store *st = open_ok(dir, secs_ab, 2, &o);
+    char uid[32];
+    for (int i = 0; i < 300; i++) { /* committed: count 1 */
+        snprintf(uid, sizeof uid, "s%d", i);
+        touch(st, uid, i, "a");
+    }
+    assert_int_equal(vs__store_commit(st), 0);
+    for (int i = 0; i < 300; i++) { /* sealed, not written: count 2 */
+        snprintf(uid, sizeof uid, "s%d", i);
+        touch(st, uid, i, "b");
+    }
+    assert_int_equal(vs__store_seal(st), 0);
+    for (int i = 0; i < 150; i++) { /* new records push the sealed ones out */
+        snprintf(uid, sizeof uid, "o%d", i);
+        touch(st, uid, i, "o");
+    }
+    struct vs__store_stats s;
+    vs__store_stats(st, &s);
+    assert_true(s.evictions >= 100);
+    assert_false(vs__store_wants_commit(st)); /* evicting sealed records made room */
+    for (int i = 0; i < 300; i++) {
+        snprintf(uid, sizeof uid, "s%d", i);
+        expect_customer(st, uid, 2, 2.0 * i, "b");
+    }
+    vs__store_stats(st, &s);
+    assert_true(s.sealed_reads >= 100);
+    assert_true(vs__store_is_sealed(st));
+    assert_int_equal(vs__store_write_sealed(st), 0);
+    assert_int_equal(vs__store_commit(st), 0);
+    vs__store_close(st);
+    st = open_ok(dir, secs_ab, 2, &o);
+    for (int i = 0; i < 300; i++) {
+        snprintf(uid, sizeof uid, "s%d", i);
+        expect_customer(st, uid, 2, 2.0 * i, "b");
+    }
+    vs__store_close(st);
+    tu_rmdir(dir);
 }
 
 static void test_tiny_cache_equals_huge_cache(void **state)
@@ -849,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_meta_and_models),
         cmocka_unit_test(test_tiny_cache_equals_huge_cache),
         cmocka_unit_test(test_sealed_commits_equal_plain),
+        cmocka_unit_test(test_evicted_sealed_records_read_back),
         cmocka_unit_test(test_dirty_records_stay),
         cmocka_unit_test(test_section_upgrade),
         cmocka_unit_test(test_section_newer_and_unknown),
