@@ -98,8 +98,9 @@ static void partition_clear(struct vs__partition *p)
 }
 
 /* Take over assigned partitions: clear their buffers, seek them to the offsets the engine stored
- * (on_assign) and share the input buffer among them. */
-static void assign_partitions(struct vs__source *s, rd_kafka_topic_partition_list_t *parts)
+ * (on_assign) and share the input buffer among them. Returns librdkafka's error of the assign. */
+static rd_kafka_resp_err_t assign_partitions(struct vs__source *s,
+                                             rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
         struct vs__partition *p = partition_get(s, parts->elems[i].partition);
@@ -122,8 +123,14 @@ static void assign_partitions(struct vs__source *s, rd_kafka_topic_partition_lis
     /* The buffers' share: many partitions must not multiply the memory they take. */
     int64_t share = parts->cnt > 0 ? s->total_bytes / parts->cnt : s->total_bytes;
     s->share = share < 65536 ? 65536 : (size_t)share;
-    rd_kafka_assign(s->rk, parts);
-    vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
+    rd_kafka_resp_err_t err = rd_kafka_assign(s->rk, parts);
+    if (err) {
+        vs_log(VS_LOG_ERROR, "cannot assign %d partition(s) of %s: %s", parts->cnt, s->topic,
+               rd_kafka_err2str(err));
+    } else {
+        vs_log(VS_LOG_INFO, "assigned %d partition(s) of %s", parts->cnt, s->topic);
+    }
+    return err;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -673,8 +680,13 @@ int vs__source_start(struct vs__source *s, int timeout_ms, char *errbuf, size_t 
         for (int i = 0; i < partitions; i++) {
             rd_kafka_topic_partition_list_add(all, s->topic, i);
         }
-        assign_partitions(s, all);
+        err = assign_partitions(s, all);
         rd_kafka_topic_partition_list_destroy(all);
+        if (err) {
+            snprintf(errbuf, errlen, "cannot assign the partitions of %s: %s", s->topic,
+                     rd_kafka_err2str(err));
+            return VS_EKAFKA;
+        }
         return 0;
     }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
