@@ -123,7 +123,7 @@ static struct vs__store *open_store(const char *dir, size_t cache, int no_sync)
 {
     struct vs__store_options o = {
         .cache_bytes = cache,
-        .rocksdb_cache_bytes = (size_t)32 << 20,
+        .rocksdb_cache_bytes = (size_t)16 << 20, /* state.rocksdb.cache.mb */
         .create_if_missing = 1,
         .no_sync = no_sync,
     };

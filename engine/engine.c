@@ -43,7 +43,7 @@
 const struct vs_config_key vs__engine_config[] = {
     {"state.dir", VS_CONFIG_STRING, "./valuestream-state", "directory of the RocksDB state store"},
     {"state.cache.mb", VS_CONFIG_INT, "256", "budget of the customer cache, MiB"},
-    {"state.rocksdb.cache.mb", VS_CONFIG_INT, "32", "RocksDB block cache, MiB"},
+    {"state.rocksdb.cache.mb", VS_CONFIG_INT, "16", "RocksDB block cache, MiB"},
     {"commit.interval.ms", VS_CONFIG_INT, "100", "commit at least this often (wall clock)"},
     {"commit.interval.events", VS_CONFIG_INT, "200000", "commit at least every N events"},
     {"allowed.lateness.ms", VS_CONFIG_INT, "0",
