@@ -15,6 +15,7 @@ expect_fail 2 "cannot read config file '$WORK/missing.properties'" "$VS_BIN" run
 printf 'state.dir=/tmp/x\nbogus=1\n' > "$WORK/bad.properties"
 expect_fail 2 "bad.properties:2: unknown config key 'bogus'" "$VS_BIN" run -c "$WORK/bad.properties"
 expect_fail 2 "'processing.order'" "$VS_BIN" run --set processing.order=random --set state.dir="$WORK/s0"
+expect_fail 2 "config key 'memory.trim.interval.ms': expected at least 0" "$VS_BIN" run --set memory.trim.interval.ms=-1 --set state.dir="$WORK/s0"
 expect_fail 2 "config key 'input.assignment': expected group or all" "$VS_BIN" run --set input.assignment=some --set state.dir="$WORK/s0"
 expect_fail 1 "cannot reach Kafka" "$VS_BIN" run --set bootstrap.servers=127.0.0.1:1 \
     --set startup.timeout.ms=2000 --set state.dir="$WORK/s1"
