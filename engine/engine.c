@@ -1100,15 +1100,14 @@ static void trim_work(void *arg)
 }
 
 /*
- * Hand the free pages of every malloc arena back to the system, on the thread pool. glibc
- * returns an arena's free memory only from its top, and the records librdkafka's broker
- * threads allocate and the loop frees leave their arenas full of free chunks: with 1M
- * customers the arena of one of librdkafka's broker threads held 76 MiB, 72 of them free, at
- * the peak (malloc_info). A trim
- * takes 4.5 ms on average (up to 35 ms), which the loop used to wait for once a second. Every
- * 300 ms on the pool, 1M-customer replays peaked at 195-212 MiB against 205-253 (medians of 4
- * alternating runs 204.5 against 208.8) at the same speed; every 100 ms they peaked lower
- * still (median 200.2), but a 10k-customer replay ran ~10 % slower, faulting pages back in.
+ * Hand the free pages of every malloc arena back to the system, on the thread pool. glibc returns
+ * an arena's free memory only from its top, and the records librdkafka's broker threads allocate
+ * and the loop frees leave their arenas full of free chunks: with 1M customers the arena of one of
+ * librdkafka's broker threads held 76 MiB, 72 of them free, at the peak (malloc_info). A trim
+ * takes 4.5 ms on average (up to 35 ms), which the loop used to wait for once a second. Every 300
+ * ms on the pool, 1M-customer replays peaked at 195-212 MiB against 205-253 (medians of 4
+ * alternating runs 204.5 against 208.8) at the same speed; every 100 ms they peaked lower still
+ * (median 200.2), but a 10k-customer replay ran ~10 % slower, faulting pages back in.
  */
 static void trim_memory(struct vs__engine *e, uint64_t now)
 {
