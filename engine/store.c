@@ -1937,14 +1937,14 @@ int vs__store_seal(struct vs__store *st)
         return fail(st, VS_EINVAL, "a sealed commit is not written yet");
     }
     rocksdb_writebatch_wi_t *fresh = rocksdb_writebatch_wi_create(0, 1);
+    if (!fresh) {
+        return fail(st, VS_ENOMEM, "out of memory");
+    }
     if (st->ndirty > st->sort_cap) {
         size_t cap = st->ndirty + st->ndirty / 2;
         struct vs__customer **nb = realloc(st->sort_buf, cap * sizeof *nb);
-        if (!nb || !fresh) {
-            free(nb);
-            if (fresh) {
-                rocksdb_writebatch_wi_destroy(fresh);
-            }
+        if (!nb) { /* the old buffer stays valid */
+            rocksdb_writebatch_wi_destroy(fresh);
             return fail(st, VS_ENOMEM, "out of memory");
         }
         st->sort_buf = nb;
