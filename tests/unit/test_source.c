@@ -154,6 +154,12 @@ static void test_pause_resume_exactly_once(void **state)
         assert_true(pauses[i] >= 2);
     }
     assert_true(wrapped);
+    /* Every pause was seen above, and counted (the engine's input.pauses metric). */
+    int64_t seen = 0;
+    for (int i = 0; i < PARTS; i++) {
+        seen += pauses[i];
+    }
+    assert_int_equal(vs__source_pauses(s), seen);
     /* Nothing more arrives: no record was delivered twice. */
     for (int k = 0; k < 200; k++) {
         vs__source_fetch(s);
