@@ -121,10 +121,10 @@ static void test_pause_resume_exactly_once(void **state)
         struct vs__partition *parts = vs__source_partitions(s, &n);
         for (int i = 0; i < n && i < PARTS; i++) {
             struct vs__partition *p = &parts[i];
+            /* Only a fetch pauses and only a pop resumes: an edge here is one pause. */
             if (p->paused && !was_paused[i]) {
                 pauses[i]++;
             }
-            was_paused[i] = p->paused;
             wrapped |= p->wrap != 0;
             /* Partitions drained at different speeds: 1, 2 and 4 records a turn. */
             for (int k = 0; k < (1 << i); k++) {
@@ -146,6 +146,7 @@ static void test_pause_resume_exactly_once(void **state)
                 next[i]++;
                 total++;
             }
+            was_paused[i] = p->paused;
         }
     }
     for (int i = 0; i < PARTS; i++) {
