@@ -18,6 +18,7 @@ assert_eq 0 "$dead" "dead letters of a clean stream"
 assert_gt "$(metric "$WORK/m1.json" outputs.vs.profiles)" 0 "profiles emitted"
 assert_eq 0 "$(metric "$WORK/m1.json" outputs.failed)" "failed deliveries"
 assert_gt "$(metric "$WORK/m1.json" memory.trims)" 0 "free memory handed back (memory.trim.interval.ms)"
+assert_eq 0 "$(metric "$WORK/m1.json" input.pauses)" "partitions paused (the whole input fits input.buffer.mb)"
 "$VS_BIN" inspect --state "$WORK/s1" --all --json > "$WORK/state1.json"
 assert_eq 3000 "$(wc -l < "$WORK/state1.json")" "customers in the state"
 
@@ -29,10 +30,11 @@ for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts 
 done
 # A customer cache far smaller than the customers: commits forced by the full cache hold
 # processing back until they are written, and change nothing in the result (nor does handing
-# free memory back, here never).
-VS_TEST_SET="${VS_TEST_SET:-} --set state.cache.mb=1 --set memory.trim.interval.ms=0" \
-    run "$WORK/s3" "$WORK/m3c.json" g3
+# free memory back, here never, nor pausing partitions whose input buffers are full).
+VS_TEST_SET="${VS_TEST_SET:-} --set state.cache.mb=1 --set memory.trim.interval.ms=0 \
+    --set input.buffer.mb=1" run "$WORK/s3" "$WORK/m3c.json" g3
 assert_gt "$(metric "$WORK/m3c.json" commits.cache.full)" 0 "commits forced by the full cache"
+assert_gt "$(metric "$WORK/m3c.json" input.pauses)" 0 "partitions paused with a 1 MiB input buffer"
 assert_eq 0 "$(metric "$WORK/m3c.json" memory.trims)" "trims with memory.trim.interval.ms=0"
 "$VS_BIN" inspect --state "$WORK/s3" --all --json > "$WORK/state3.json"
 cmp "$WORK/state1.json" "$WORK/state3.json" && echo "ok: a 1 MiB cache gives identical state"
