@@ -595,8 +595,8 @@ void vs__source_pop(struct vs__source *s, struct vs__partition *p)
      * version barrier, and fetches it again after the resume), so resuming later pauses less
      * often: with a quarter left, 1.5M events over 64 partitions replayed ~10 % faster (medians
      * of 4 alternating runs 4.59 against 5.15 s), but 5.4M events of 1M customers over 160
-     * partitions did not (the merge waited 4.1-4.9 s for empty partitions against 1.4-2.1 s, and
-     * peak RSS rose to 193-225 MiB against 199-205). The input.pauses metric counts the pauses. */
+     * partitions did not: the merge waited 4.1-4.9 s for empty partitions against 1.4-2.1 s.
+     * The input.pauses metric counts the pauses. */
     if (p->paused && p->used < s->share / 4 * 3) {
         pause_partition(s, p, 0);
     }
