@@ -6,6 +6,8 @@
 #
 #   bash bench/loop_profile.sh [BUILD] [OPERATORS] [EVENTS]   (build, profile, 500000)
 #
+# VS_EXTRA_SET=key=value adds one more setting to the replay (e.g. fraud.emit=all).
+#
 # The topic is the throughput benchmark's: EVENTS events of EVENTS/50 customers over 32
 # partitions on the embedded broker (`valuestream broker`), replayed with input.assignment=all.
 set -euo pipefail
@@ -39,7 +41,7 @@ bs=$(sed 's/^bootstrap.servers=//' "$work/bootstrap")
 perf record -q -F 1500 --call-graph dwarf,16384 -o "$work/perf.data" \
     "$vs" run --until-end --set bootstrap.servers="$bs" --set operators="$ops" \
     --set input.assignment=all --set state.dir="$work/state" \
-    --set metrics.file="$work/metrics.json" >"$work/run.log" 2>&1
+    --set metrics.file="$work/metrics.json" ${VS_EXTRA_SET:+--set "$VS_EXTRA_SET"} >"$work/run.log" 2>&1
 grep -o '"run.busy.seconds":[0-9.]*' "$work/metrics.json" || true
 # The loop thread is the process's main thread: its tid is the pid.
 pid=$( (perf script -i "$work/perf.data" -F pid 2>/dev/null || true) | head -n 1 | tr -d ' ')

@@ -13,6 +13,9 @@
  * the engine's time per event: measured right after every operator in each round, and the
  * median of the rounds' shares reported (a pair run back to back shares the machine's load of
  * the moment, which on a shared machine moves the two medians apart by more than the share).
+ * Each model operator also runs on its own, as a deployment that needs only its outputs would
+ * run it: fraud scoring with its default emission (alerts only), fraud scoring with
+ * fraud.emit=all (a verdict for every purchase), and the recommender (fraud_*, recommend_*).
  * --customers sets the shop's size (default events / 50) and --cache-mb the engine's customer
  * cache, so a working set larger than the cache can be run:
  *
@@ -266,7 +269,7 @@ int main(int argc, char **argv)
         return 1;
     }
     double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15], ext[15],
-        rss_ext[15];
+        rss_ext[15], fr[15], rss_fr[15], fra[15], rss_fra[15], rec[15], rss_rec[15];
     for (int r = 0; r < rounds; r++) {
         char out[64];
         snprintf(out, sizeof(out), "bench.passthrough");
@@ -275,8 +278,21 @@ int main(int argc, char **argv)
         struct engine_run keep = {kept, NULL, NULL, 0};
         eng[r] = engine_in(boot, "profile", r, &rss[r], total,
                            restart && r == rounds - 1 ? &keep : NULL);
-        all[r] = rss_all[r] = novc[r] = rss_novc[r] = 0;
+        all[r] = rss_all[r] = novc[r] = rss_novc[r] = fr[r] = fra[r] = rec[r] = 0;
         if (!profile_only) {
+            /* Each model operator on its own, as a deployment that needs only its outputs
+             * runs it: fraud scoring (alerts only, and a verdict for every purchase) and the
+             * recommender. */
+            char group[64];
+            snprintf(group, sizeof(group), "bench-fraud-all-%d", r);
+            struct engine_run emit_all = {NULL, "fraud.emit=all", group, 0};
+            fr[r] = engine(boot, "fraud", r, &rss_fr[r], total);
+            fra[r] = engine_in(boot, "fraud", r, &rss_fra[r], total, &emit_all);
+            rec[r] = engine(boot, "recommend", r, &rss_rec[r], total);
+            fprintf(stderr,
+                    "round %d: engine (fraud) %.0f ev/s, (fraud, fraud.emit=all) %.0f ev/s, "
+                    "(recommend) %.0f ev/s\n",
+                    r + 1, fr[r], fra[r], rec[r]);
             /* The pair in alternating order, so that neither side is always the one that
              * runs after the other. */
             if (r % 2 == 0) {
@@ -314,7 +330,9 @@ int main(int argc, char **argv)
            e2 = bench_median(all, rounds);
     double e3 = bench_median(novc, rounds), e4 = bench_median(ext, rounds);
     double m1 = bench_median(rss, rounds), m2 = bench_median(rss_all, rounds);
-    char json[2048];
+    double f1 = bench_median(fr, rounds), f2 = bench_median(fra, rounds),
+           f3 = bench_median(rec, rounds);
+    char json[4096];
     snprintf(json, sizeof(json),
              "{\"bench\":\"throughput\",\"events\":%" PRId64 ",\"engine_events_per_s\":%.0f,"
              "\"passthrough_events_per_s\":%.0f,\"ratio\":%.3f,\"peak_rss_mib\":%.1f,"
@@ -322,6 +340,16 @@ int main(int argc, char **argv)
              "\"all_operators_peak_rss_mib\":%.1f,\"without_value_churn_events_per_s\":%.0f,"
              "\"value_churn_cost\":%.3f,\"customers\":%" PRId64 ",\"cache_mb\":%d,\"rounds\":%d}",
              total, e1, p, e1 / p, m1, e2, e2 / p, m2, e3, vc_cost, customers, cache_mb, rounds);
+    if (!profile_only) {
+        size_t l = strlen(json);
+        snprintf(json + l - 1, sizeof(json) - l + 1,
+                 ",\"fraud_events_per_s\":%.0f,\"fraud_ratio\":%.3f,\"fraud_peak_rss_mib\":%.1f,"
+                 "\"fraud_emit_all_events_per_s\":%.0f,\"fraud_emit_all_ratio\":%.3f,"
+                 "\"recommend_events_per_s\":%.0f,\"recommend_ratio\":%.3f,"
+                 "\"recommend_peak_rss_mib\":%.1f}",
+                 f1, f1 / p, bench_median(rss_fr, rounds), f2, f2 / p, f3, f3 / p,
+                 bench_median(rss_rec, rounds));
+    }
     if (extra) {
         size_t l = strlen(json);
         snprintf(json + l - 1, sizeof(json) - l + 1,

@@ -70,6 +70,14 @@ struct fraud {
     int64_t *scored, *allow, *review_n, *block_n, *skipped_amount, *rule_n[VS_FRAUD_RULE_COUNT];
     int64_t *labels_fraud, *labels_caught, *alerts;
     double *g_precision, *g_recall, *g_version, *g_review, *g_block;
+
+    /* Field positions in the fraud_alert schema, looked up by name on the first alert (a lookup
+     * by name hashes and compares strings, some twenty times per alert); the entries of
+     * top_features on the first one. */
+    int fields_known, entry_fields_known;
+    size_t f_event_id, f_user_id, f_order_id, f_ts, f_amount, f_score, f_decision, f_rules, f_top,
+        f_version;
+    size_t e_feature, e_contribution, e_value, e_usual;
 };
 
 /* ==== Models: load and checkpoint ==== */
@@ -303,6 +311,8 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
     if (rc == 0 || rc == VS_ENOTFOUND) {
         fr->meta_dirty = rc == VS_ENOTFOUND;
         rc = vs_fraud_scorer_init(&fr->sc, p, warmup, &fc, stored, errbuf, errlen);
+        /* Every verdict is sent with its explanation: take it from the scoring walk. */
+        fr->sc.explain = fr->emit_all;
     }
     if (rc == 0 && stored) {
         void *val;
@@ -361,18 +371,64 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         }                                                                                          \
     } while (0)
 
+/* The position of each field the alert fills, by name, once. */
+static int resolve_fields(struct fraud *fr, const avro_value_t *rec)
+{
+    const struct {
+        const char *name;
+        size_t *at;
+    } fields[] = {
+        {"event_id", &fr->f_event_id}, {"user_id", &fr->f_user_id},
+        {"order_id", &fr->f_order_id}, {"ts", &fr->f_ts},
+        {"amount", &fr->f_amount},     {"score", &fr->f_score},
+        {"decision", &fr->f_decision}, {"rules", &fr->f_rules},
+        {"top_features", &fr->f_top},  {"model_version", &fr->f_version},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        avro_value_t field;
+        AV(avro_value_get_by_name(rec, fields[i].name, &field, fields[i].at));
+    }
+    fr->fields_known = 1;
+    return 0;
+}
+
+static int resolve_entry_fields(struct fraud *fr, const avro_value_t *entry)
+{
+    const struct {
+        const char *name;
+        size_t *at;
+    } fields[] = {
+        {"feature", &fr->e_feature},
+        {"contribution", &fr->e_contribution},
+        {"value", &fr->e_value},
+        {"usual_value", &fr->e_usual},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        avro_value_t field;
+        AV(avro_value_get_by_name(entry, fields[i].name, &field, fields[i].at));
+    }
+    fr->entry_fields_known = 1;
+    return 0;
+}
+
 /*
  * Fill and send one fraud_alert. The top features are those whose splits shortened the path
  * most; each contribution is its share of the total shortening by features that shortened it.
+ * The contributions come with the verdict when the scorer explains every purchase, and from a
+ * second walk of the forest otherwise (only REVIEW and BLOCK are sent then).
  */
 static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event *ev,
-                      const struct vs_fraud_section *before, const double *x, double score,
-                      enum vs_fraud_decision d, unsigned rules)
+                      const struct vs_fraud_section *before, const struct vs_fraud_verdict *v)
 {
-    double contrib[VS_FRAUD_NFEATURES];
-    double s2;
-    if (vs_iforest_score(fr->sc.forest, x, &s2, contrib) != 0) {
-        memset(contrib, 0, sizeof(contrib));
+    const double *x = v->x;
+    double own[VS_FRAUD_NFEATURES];
+    const double *contrib = v->contrib;
+    if (!v->explained) {
+        double s2;
+        if (vs_iforest_score(fr->sc.forest, x, &s2, own) != 0) {
+            memset(own, 0, sizeof(own));
+        }
+        contrib = own;
     }
     int top[TOP_FEATURES];
     int ntop = 0;
@@ -401,12 +457,15 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
     if (!rec) {
         return VS_ESCHEMA;
     }
+    if (!fr->fields_known && resolve_fields(fr, rec) != 0) {
+        return VS_ESCHEMA;
+    }
     avro_value_t field, branch, arr, elem, sub;
-    AV(avro_value_get_by_name(rec, "event_id", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_event_id, &field, NULL));
     AV(avro_value_set_string(&field, ev->event_id ? ev->event_id : ""));
-    AV(avro_value_get_by_name(rec, "user_id", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_user_id, &field, NULL));
     AV(avro_value_set_string(&field, ev->user_id));
-    AV(avro_value_get_by_name(rec, "order_id", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_order_id, &field, NULL));
     if (ev->order_id) {
         AV(avro_value_set_branch(&field, 1, &branch));
         AV(avro_value_set_string(&branch, ev->order_id));
@@ -414,33 +473,36 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
         AV(avro_value_set_branch(&field, 0, &branch));
         AV(avro_value_set_null(&branch));
     }
-    AV(avro_value_get_by_name(rec, "ts", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_ts, &field, NULL));
     AV(avro_value_set_long(&field, ev->ts));
-    AV(avro_value_get_by_name(rec, "amount", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_amount, &field, NULL));
     AV(avro_value_set_double(&field, ev->amount));
-    AV(avro_value_get_by_name(rec, "score", &field, NULL));
-    AV(avro_value_set_double(&field, score));
-    AV(avro_value_get_by_name(rec, "decision", &field, NULL));
-    AV(avro_value_set_enum(&field, (int)d));
-    AV(avro_value_get_by_name(rec, "rules", &arr, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_score, &field, NULL));
+    AV(avro_value_set_double(&field, v->score));
+    AV(avro_value_get_by_index(rec, fr->f_decision, &field, NULL));
+    AV(avro_value_set_enum(&field, (int)v->decision));
+    AV(avro_value_get_by_index(rec, fr->f_rules, &arr, NULL));
     for (int r = 0; r < VS_FRAUD_RULE_COUNT; r++) {
-        if (rules & (1u << r)) {
+        if (v->rules & (1u << r)) {
             AV(avro_value_append(&arr, &elem, NULL));
             AV(avro_value_set_string(&elem, vs_fraud_rule_names[r]));
         }
     }
-    AV(avro_value_get_by_name(rec, "top_features", &arr, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_top, &arr, NULL));
     for (int k = 0; k < ntop; k++) {
         int f = top[k];
         double usual;
         AV(avro_value_append(&arr, &elem, NULL));
-        AV(avro_value_get_by_name(&elem, "feature", &sub, NULL));
+        if (!fr->entry_fields_known && resolve_entry_fields(fr, &elem) != 0) {
+            return VS_ESCHEMA;
+        }
+        AV(avro_value_get_by_index(&elem, fr->e_feature, &sub, NULL));
         AV(avro_value_set_string(&sub, vs_fraud_feature_names[f]));
-        AV(avro_value_get_by_name(&elem, "contribution", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, fr->e_contribution, &sub, NULL));
         AV(avro_value_set_double(&sub, positive > 0 ? contrib[f] / positive : 0.0));
-        AV(avro_value_get_by_name(&elem, "value", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, fr->e_value, &sub, NULL));
         AV(avro_value_set_double(&sub, x[f]));
-        AV(avro_value_get_by_name(&elem, "usual_value", &sub, NULL));
+        AV(avro_value_get_by_index(&elem, fr->e_usual, &sub, NULL));
         if (vs_fraud_usual(before, f, &usual) == 0) {
             AV(avro_value_set_branch(&sub, 1, &branch));
             AV(avro_value_set_double(&branch, usual));
@@ -449,7 +511,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
             AV(avro_value_set_null(&branch));
         }
     }
-    AV(avro_value_get_by_name(rec, "model_version", &field, NULL));
+    AV(avro_value_get_by_index(rec, fr->f_version, &field, NULL));
     AV(avro_value_set_long(&field, (int64_t)vs_iforest_learned(fr->sc.forest)));
     return vs_output_send(ctx, VS_OUT_FRAUD_ALERT, ev->user_id);
 }
@@ -483,7 +545,7 @@ static int purchase(struct fraud *fr, struct vs_ctx *ctx, const struct vs_event 
         ++*fr->alerts;
     }
     if (d != VS_FRAUD_ALLOW || fr->emit_all) {
-        int rc = emit_alert(fr, ctx, ev, s, v.x, v.score, d, v.rules);
+        int rc = emit_alert(fr, ctx, ev, s, &v);
         if (rc != 0) {
             return rc;
         }

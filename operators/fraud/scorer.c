@@ -48,7 +48,10 @@ int vs_fraud_scorer_judge(struct vs_fraud_scorer *sc, const struct vs_fraud_sect
         return VS_EINVAL;
     }
     v->score = 0.5;
-    vs_iforest_score(sc->forest, v->x, &v->score, NULL);
+    v->explained = sc->explain && vs_iforest_score(sc->forest, v->x, &v->score, v->contrib) == 0;
+    if (!sc->explain) {
+        vs_iforest_score(sc->forest, v->x, &v->score, NULL);
+    }
     v->scored =
         vs_iforest_ready(sc->forest) && vs_iforest_learned(sc->forest) >= (uint64_t)sc->warmup;
     if (v->scored) {

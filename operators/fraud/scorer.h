@@ -53,6 +53,7 @@ struct vs_fraud_scorer {
     int64_t warmup;       /* purchases learned before scores decide */
     double review, block; /* current thresholds */
     uint32_t since_thresholds;
+    int explain; /* judge every purchase with its explanation (each verdict is emitted) */
 };
 
 /* What the scorer made of one purchase. */
@@ -62,6 +63,10 @@ struct vs_fraud_verdict {
     int scored;     /* the score counted (forest ready and warmed up) */
     unsigned rules; /* hard rules that fired */
     enum vs_fraud_decision decision;
+    /* With sc->explain: each feature's part of the path shortening (vs_iforest_score), from
+     * the same walk of the forest as the score; explained is 0 otherwise. */
+    int explained;
+    double contrib[VS_FRAUD_NFEATURES];
 };
 
 /*

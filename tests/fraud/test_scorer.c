@@ -142,7 +142,10 @@ static void test_warmup_and_card_testing(void **state)
     assert_true(scored >= judged - 1000);
     assert_true(alerts * 20 < scored); /* regular customers are rarely alerted */
 
-    /* Card testing on customer 3: a new device, a new card each time, cheap, within minutes. */
+    /* Card testing on customer 3: a new device, a new card each time, cheap, within minutes.
+     * Judged with explanations (the operator's fraud.emit=all): the score and the
+     * contributions are those of a separate explaining walk of the same forest. */
+    sc->explain = 1;
     int64_t t = T0 + 20 * 7 * DAY;
     int caught = 0;
     char card[16];
@@ -151,6 +154,16 @@ static void test_warmup_and_card_testing(void **state)
         struct vs_event ev = purchase(t + i * 20000, "u3", "bot", card, 1.5);
         struct vs_fraud_verdict v;
         assert_int_equal(vs_fraud_scorer_judge(sc, &secs[3], &ev, &v), 0);
+        assert_true(v.explained);
+        double s2, c2[VS_FRAUD_NFEATURES], shortening = 0;
+        assert_int_equal(vs_iforest_score(sc->forest, v.x, &s2, c2), 0);
+        assert_true(s2 == v.score);
+        assert_memory_equal(c2, v.contrib, sizeof(c2));
+        for (int f = 0; f < VS_FRAUD_NFEATURES; f++) {
+            shortening += v.contrib[f];
+        }
+        /* The contributions divide the path shortening 1 - E[h]/c(n) = 1 + log2(score). */
+        assert_true(fabs(shortening - (1 + log2(v.score))) < 1e-6);
         caught += v.decision != VS_FRAUD_ALLOW;
         vs_fraud_scorer_learn(sc, &secs[3], &ev, &v, 1000000 + (uint64_t)i, 1);
     }
