@@ -168,8 +168,9 @@ static void top_excludes_and_matches_brute_force(void **state)
 {
     struct vs_rec_customer cust[60];
     memset(cust, 0, sizeof(cust));
-    /* Model score alone. */
+    /* Model score alone, at weight 1: the list's scores are the dot products. */
     struct vs_rec_params p = small_params();
+    p.blend_model = 1;
     p.blend_together = 0;
     p.blend_trending = 0;
     p.model_ramp = 0;
