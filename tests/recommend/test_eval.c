@@ -215,12 +215,31 @@ static void bad_input_is_reported(void **state)
     assert_non_null(strstr(out_text, "recommend.blend.model"));
 }
 
+/* The target on the real log: the operator above both baselines, HR@10 and NDCG@10. */
+static void beats_the_baselines_on_diginetica(void **state)
+{
+    (void)state;
+    const char *argv[] = {"recommend", "--input",
+                          "../shared/data/diginetica/sample_train-item-views.csv", "--format",
+                          "diginetica"};
+    assert_int_equal(run(5, argv), 0);
+    const char *j = last_line();
+    assert_true(json_num(j, NULL, "test_points") > 1000);
+    const char *metric[] = {"hr@10", "ndcg@10"};
+    for (int k = 0; k < 2; k++) {
+        double model = json_num(j, "\"model\"", metric[k]);
+        assert_true(model > json_num(j, "\"recent_popularity\"", metric[k]));
+        assert_true(model > json_num(j, "\"cooccurrence\"", metric[k]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(protocol_on_a_tiny_log),
         cmocka_unit_test(formats_agree),
         cmocka_unit_test(bad_input_is_reported),
+        cmocka_unit_test(beats_the_baselines_on_diginetica),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
