@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <valuestream/error.h>
 
 #define VS__COOC_MAGIC 0x4f435356u /* "VSCO" */
@@ -107,6 +111,54 @@ int vs_cooc_m(const struct vs_cooc *c)
     return c->m;
 }
 
+/* The first slot that holds j or is free (slots fill from the front and are never emptied, so
+ * the free ones are a suffix), or m when there is none. Four slots at a time with SSE2. */
+static int find_slot(const int32_t *nb, int m, int32_t j)
+{
+    int s = 0;
+#if defined(__SSE2__)
+    const __m128i vj = _mm_set1_epi32(j), zero = _mm_setzero_si128();
+    for (; s + 4 <= m; s += 4) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(nb + s));
+        int mask = _mm_movemask_ps(
+            _mm_castsi128_ps(_mm_or_si128(_mm_cmpeq_epi32(v, vj), _mm_cmplt_epi32(v, zero))));
+        if (mask) {
+            return s + __builtin_ctz((unsigned)mask);
+        }
+    }
+#endif
+    while (s < m && nb[s] != j && nb[s] >= 0) {
+        s++;
+    }
+    return s;
+}
+
+/* The first slot of the smallest weight (weights are finite). */
+static int lightest_slot(const float *wt, int m)
+{
+    float least = wt[0];
+    int s = 1;
+#if defined(__SSE2__)
+    if (m >= 4) {
+        __m128 lo = _mm_loadu_ps(wt);
+        for (s = 4; s + 4 <= m; s += 4) {
+            lo = _mm_min_ps(lo, _mm_loadu_ps(wt + s));
+        }
+        lo = _mm_min_ps(lo, _mm_shuffle_ps(lo, lo, _MM_SHUFFLE(1, 0, 3, 2)));
+        lo = _mm_min_ps(lo, _mm_shuffle_ps(lo, lo, _MM_SHUFFLE(2, 3, 0, 1)));
+        least = _mm_cvtss_f32(lo);
+    }
+#endif
+    for (; s < m; s++) {
+        least = wt[s] < least ? wt[s] : least;
+    }
+    int light = 0;
+    while (light < m - 1 && wt[light] != least) {
+        light++;
+    }
+    return light;
+}
+
 int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w)
 {
     if (i < 0 || i >= c->n || j < 0 || j >= c->n || i == j || !isfinite(w) || !(w > 0)) {
@@ -116,13 +168,8 @@ int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w)
     float *wt = c->w + (size_t)i * (size_t)c->m;
     c->tot[i] += w;
     c->dirty[i / VS_COOC_CHUNK_ROWS] = 1;
-    /* Slots fill from the front and are never emptied, so the free ones are a suffix: the
-     * first pass stops at the neighbour or at the first free slot, and only a full row without
-     * the neighbour reads the weights, to find its lightest slot. */
-    int s = 0;
-    while (s < c->m && nb[s] != j && nb[s] >= 0) {
-        s++;
-    }
+    /* Only a full row without the neighbour reads the weights, to find its lightest slot. */
+    int s = find_slot(nb, c->m, j);
     if (s < c->m) {
         if (nb[s] != j) {
             nb[s] = j;
@@ -131,12 +178,7 @@ int vs_cooc_add(struct vs_cooc *c, int32_t i, int32_t j, float w)
         wt[s] += w;
         return 0;
     }
-    int light = 0;
-    for (s = 1; s < c->m; s++) {
-        if (wt[s] < wt[light]) {
-            light = s;
-        }
-    }
+    int light = lightest_slot(wt, c->m);
     nb[light] = j;
     wt[light] = w;
     return 0;

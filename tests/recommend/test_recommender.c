@@ -363,6 +363,56 @@ static void cooc_is_bounded(void **state)
     vs_cooc_free(c);
 }
 
+/* Many random adds, at row sizes with and without a tail beyond multiples of four, against a
+ * plain model of a row: find the neighbour or the first free slot, else replace the first of
+ * the lightest slots. */
+static void cooc_matches_a_plain_model(void **state)
+{
+    (void)state;
+    const int sizes[] = {1, 3, 4, 7, 16, 64};
+    char err[64];
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        int m = sizes[z];
+        enum { ITEMS = 40 };
+        struct vs_cooc *c = vs_cooc_new(m, err, sizeof(err));
+        assert_non_null(c);
+        assert_int_equal(vs_cooc_reserve(c, ITEMS), 0);
+        int32_t nb[ITEMS][64];
+        float wt[ITEMS][64];
+        memset(nb, 0xff, sizeof(nb));
+        memset(wt, 0, sizeof(wt));
+        uint64_t s = 7 + (uint64_t)m;
+        for (int e = 0; e < 20000; e++) {
+            int32_t i = (int32_t)(rnd(&s) % ITEMS), j = (int32_t)(rnd(&s) % ITEMS);
+            float w = (float)(1 + rnd(&s) % 4) * 0.25f;
+            if (i == j) {
+                continue;
+            }
+            assert_int_equal(vs_cooc_add(c, i, j, w), 0);
+            int k = 0;
+            while (k < m && nb[i][k] != j && nb[i][k] >= 0) {
+                k++;
+            }
+            if (k == m) {
+                k = 0;
+                for (int t = 1; t < m; t++) {
+                    k = wt[i][t] < wt[i][k] ? t : k;
+                }
+                wt[i][k] = 0;
+            } else if (nb[i][k] != j) {
+                wt[i][k] = 0;
+            }
+            nb[i][k] = j;
+            wt[i][k] += w;
+        }
+        for (int32_t i = 0; i < ITEMS; i++) {
+            assert_memory_equal(vs_cooc_neighbours(c, i), nb[i], (size_t)m * sizeof(int32_t));
+            assert_memory_equal(vs_cooc_weights(c, i), wt[i], (size_t)m * sizeof(float));
+        }
+        vs_cooc_free(c);
+    }
+}
+
 static void popularity_decays(void **state)
 {
     char err[64];
@@ -632,6 +682,7 @@ int main(void)
         cmocka_unit_test(top_excludes_and_matches_brute_force),
         cmocka_unit_test(model_beats_popularity_on_planted_taste),
         cmocka_unit_test(cooc_is_bounded),
+        cmocka_unit_test(cooc_matches_a_plain_model),
         cmocka_unit_test(popularity_decays),
         cmocka_unit_test(bad_events_and_take_backs),
         cmocka_unit_test(checkpoint_round_trip_and_determinism),
