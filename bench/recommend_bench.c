@@ -1,7 +1,8 @@
 /*
  * Benchmark of the recommender: what one interaction costs to learn from, what a top-20 list
  * over a large catalogue costs next to the bare matrix-vector product it is built on, and the
- * model's quality on the Diginetica sample through `valuestream eval recommend`.
+ * model's quality through `valuestream eval recommend` on the Diginetica sample and on the
+ * synthetic shop's stream below (its views, add-to-carts and purchases as a `csv` log).
  *
  *   update_us_median      median time of vs_rec_learn (fold-in + item step + co-occurrence +
  *                         popularity) at k = 64, customers with full recent-item lists
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -176,7 +178,27 @@ static int stream_replay(const struct stream *s, struct stream_result *res)
     return 0;
 }
 
-static int bench_stream(struct stream_result *out)
+/* The stream's views, add-to-carts and purchases as an interaction log in the `csv` format of
+ * `valuestream eval recommend` (user_id,item_id,ts), for the quality measurement. */
+static int write_stream_csv(const struct stream *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -1;
+    }
+    fprintf(f, "user_id,item_id,ts\n");
+    for (size_t i = 0; i < s->n; i++) {
+        const struct stream_event *e = &s->ev[i];
+        if (e->item && (e->type == VS_EVENT_VIEW || e->type == VS_EVENT_ADD_TO_CART ||
+                        e->type == VS_EVENT_PURCHASE)) {
+            fprintf(f, "c%d,%s,%lld\n", (int)e->customer, s->pool + e->item, (long long)e->ts);
+        }
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The recommender's stream on the synthetic shop; with csv_path, also written there as a log. */
+static int bench_stream(struct stream_result *out, const char *csv_path)
 {
     struct vs__gen_options o;
     vs__gen_options_default(&o);
@@ -197,6 +219,9 @@ static int bench_stream(struct stream_result *out)
     }
     s.pool[0] = 0;
     int rc = vs__gen_run(&o, stream_sink, &s, NULL);
+    if (rc == 0 && csv_path) {
+        rc = write_stream_csv(&s, csv_path);
+    }
     struct stream_result r[3];
     for (int i = 0; rc == 0 && i < 3; i++) {
         rc = stream_replay(&s, &r[i]);
@@ -228,6 +253,23 @@ static int bench_stream(struct stream_result *out)
     return rc;
 }
 
+/* The last JSON line that cmd prints, or "null". */
+static void eval_json(const char *cmd, char *out, size_t cap)
+{
+    char line[4096];
+    snprintf(out, cap, "null");
+    FILE *ev = popen(cmd, "r");
+    while (ev && fgets(line, sizeof(line), ev)) {
+        if (line[0] == '{') {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(out, cap, "%s", line);
+        }
+    }
+    if (ev) {
+        pclose(ev);
+    }
+}
+
 static uint64_t next(uint64_t *s)
 {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -242,7 +284,7 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     if (argc > 1 && strcmp(argv[1], "stream") == 0) {
         struct stream_result st;
-        if (bench_stream(&st) < 0) {
+        if (bench_stream(&st, NULL) < 0) {
             return 1;
         }
         printf("{\"events\":%lld,\"us_per_event\":%.2f,\"learn_us_per_event\":%.2f,"
@@ -341,27 +383,29 @@ int main(int argc, char **argv)
     double sgemv_us = median(tg, TOP_REPS);
 
     struct stream_result st = {0};
-    if (bench_stream(&st) < 0) {
+    char csv[] = "/tmp/vs-recommend-stream-XXXXXX";
+    int fd = mkstemp(csv);
+    if (fd < 0) {
+        return 1;
+    }
+    close(fd);
+    if (bench_stream(&st, csv) < 0) {
         fprintf(stderr, "recommend_bench: the synthetic stream failed\n");
         return 1;
     }
 
-    /* Quality: the eval command on the Diginetica sample, its JSON as a sub-object. */
-    char line[4096], last[4096] = "null";
-    FILE *ev = popen(VS_BIN " eval recommend --input ../shared/data/diginetica/"
-                            "sample_train-item-views.csv --format diginetica",
-                     "r");
-    while (ev && fgets(line, sizeof(line), ev)) {
-        if (line[0] == '{') {
-            line[strcspn(line, "\n")] = 0;
-            snprintf(last, sizeof(last), "%s", line);
-        }
-    }
-    if (ev) {
-        pclose(ev);
-    }
+    /* Quality: the eval command on the Diginetica sample and on the synthetic shop's stream,
+     * their JSON as sub-objects. */
+    char dig[4096], syn[4096];
+    eval_json(VS_BIN " eval recommend --input ../shared/data/diginetica/"
+                     "sample_train-item-views.csv --format diginetica",
+              dig, sizeof(dig));
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s eval recommend --input %s --format csv", VS_BIN, csv);
+    eval_json(cmd, syn, sizeof(syn));
+    unlink(csv);
 
-    char out[8192];
+    char out[16384];
     snprintf(out, sizeof(out),
              "{\"bench\":\"recommend\",\"k\":64,\"items\":%d,\"update_us_median\":%.2f,\"update_"
              "cpu_us_mean\":%.2f,\"update_wall_us_mean\":%.2f,"
@@ -371,11 +415,11 @@ int main(int argc, char **argv)
              "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
              "\"learn_us_per_event\":%.2f,\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,"
              "\"lists_hash\":\"%016llx\"},"
-             "\"diginetica\":%s}",
+             "\"diginetica\":%s,\"synthetic_shop\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, top_us,
              sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected,
              (long long)st.events, st.us_per_event, st.learn_us, st.top_us_per_list,
-             st.lists_per_event, (unsigned long long)st.hash, last);
+             st.lists_per_event, (unsigned long long)st.hash, dig, syn);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");
