@@ -418,6 +418,9 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
                 rc = fail_line(path, no, "expected 4 tab-separated fields: user item rating time");
                 break;
             }
+            if (no == 1 && parse_i64(fld[3], fl[3], &v) < 0 && parse_i64(fld[0], fl[0], &v) < 0) {
+                continue; /* a header line (u.data has none, but copies of it often add one) */
+            }
             if (parse_i64(fld[3], fl[3], &v) < 0 || v < 0) {
                 rc = fail_line(path, no, "time is not a non-negative integer");
                 break;
@@ -611,7 +614,8 @@ static void usage(FILE *out)
             "  diginetica  session_id;user_id;item_id;timeframe;eventdate with a header; a\n"
             "              session is a customer; ordered by eventdate, session_id, timeframe\n"
             "  movielens   user<TAB>item<TAB>rating<TAB>unixtime (MovieLens u.data); every rating\n"
-            "              is an interaction; ordered by time, then file order\n"
+            "              is an interaction; ordered by time, then file order; a first\n"
+            "              line of column names is skipped\n"
             "  csv         user_id,item_id,ts with a header; ts in epoch seconds or milliseconds;\n"
             "              ordered by ts, then file order\n"
             "\n"

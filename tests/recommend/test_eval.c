@@ -143,6 +143,21 @@ static void formats_agree(void **state)
     assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
     assert_true(
         fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") - (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
+    /* The same ratings after a line of column names: the same counts. */
+    write_file("/tmp/vs_eval_tiny.data", "user_id\titem_id\trating\ttimestamp\n"
+                                         "1\t1\t5\t1\n"
+                                         "2\t1\t3\t2\n"
+                                         "2\t2\t4\t3\n"
+                                         "3\t3\t1\t5\n"
+                                         "1\t2\t2\t4\n"
+                                         "3\t1\t5\t6\n"
+                                         "1\t1\t5\t7\n"
+                                         "4\t9\t5\t8\n"
+                                         "2\t5\t5\t9\n");
+    assert_int_equal(run(5, argv), 0);
+    j = last_line();
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+    assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
     unlink("/tmp/vs_eval_tiny.data");
 
     /* Diginetica: sessions are customers, ordered by date, then session, then timeframe. */
@@ -190,6 +205,16 @@ static void bad_input_is_reported(void **state)
     assert_int_not_equal(run(5, dig), 0);
     assert_non_null(strstr(err_text, ":2:"));
     assert_non_null(strstr(err_text, "eventdate"));
+
+    /* MovieLens: only a first line without a numeric user and time is taken for a header. */
+    const char *ml[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "movielens"};
+    write_file("/tmp/vs_eval_bad.csv", "1\t1\t5\tx\n2\t1\t5\t2\n");
+    assert_int_not_equal(run(5, ml), 0);
+    assert_non_null(strstr(err_text, ":1:"));
+    assert_non_null(strstr(err_text, "time"));
+    write_file("/tmp/vs_eval_bad.csv", "user\titem\trating\ttime\n1\t1\t5\t1\nu\ti\tr\tt\n");
+    assert_int_not_equal(run(5, ml), 0);
+    assert_non_null(strstr(err_text, ":3:"));
     unlink("/tmp/vs_eval_bad.csv");
 
     const char *missing[] = {"recommend", "--input", "/nonexistent/x.csv", "--format", "csv"};
