@@ -123,18 +123,21 @@ static void protocol_on_a_tiny_log(void **state)
     unlink("/tmp/vs_eval_tiny.csv");
 }
 
+/* tiny_csv as MovieLens ratings (the users and items are numbers). */
+static const char *tiny_ratings = "1\t1\t5\t1\n"
+                                  "2\t1\t3\t2\n"
+                                  "2\t2\t4\t3\n"
+                                  "3\t3\t1\t5\n"
+                                  "1\t2\t2\t4\n"
+                                  "3\t1\t5\t6\n"
+                                  "1\t1\t5\t7\n"
+                                  "4\t9\t5\t8\n"
+                                  "2\t5\t5\t9\n";
+
 /* The same log in the other two formats gives the same counts (ordering rules included). */
 static void formats_agree(void **state)
 {
-    write_file("/tmp/vs_eval_tiny.data", "1\t1\t5\t1\n"
-                                         "2\t1\t3\t2\n"
-                                         "2\t2\t4\t3\n"
-                                         "3\t3\t1\t5\n"
-                                         "1\t2\t2\t4\n"
-                                         "3\t1\t5\t6\n"
-                                         "1\t1\t5\t7\n"
-                                         "4\t9\t5\t8\n"
-                                         "2\t5\t5\t9\n");
+    write_file("/tmp/vs_eval_tiny.data", tiny_ratings);
     const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_tiny.data", "--format",
                           "movielens"};
     assert_int_equal(run(5, argv), 0);
@@ -144,16 +147,10 @@ static void formats_agree(void **state)
     assert_true(
         fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") - (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
     /* The same ratings after a line of column names: the same counts. */
-    write_file("/tmp/vs_eval_tiny.data", "user_id\titem_id\trating\ttimestamp\n"
-                                         "1\t1\t5\t1\n"
-                                         "2\t1\t3\t2\n"
-                                         "2\t2\t4\t3\n"
-                                         "3\t3\t1\t5\n"
-                                         "1\t2\t2\t4\n"
-                                         "3\t1\t5\t6\n"
-                                         "1\t1\t5\t7\n"
-                                         "4\t9\t5\t8\n"
-                                         "2\t5\t5\t9\n");
+    char with_header[512];
+    snprintf(with_header, sizeof(with_header), "user_id\titem_id\trating\ttimestamp\n%s",
+             tiny_ratings);
+    write_file("/tmp/vs_eval_tiny.data", with_header);
     assert_int_equal(run(5, argv), 0);
     j = last_line();
     assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
