@@ -360,7 +360,7 @@ int main(int argc, char **argv)
                ratio(q.caught[k], q.planted[k]));
     }
     printf("features + score + learn: %.3f us CPU per purchase (median of %d runs, 100 trees; "
-           "the clock's own %.3f us per reading taken off)\n",
+           "the clock's own %.3f us per timed interval taken off)\n",
            us_median, runs, overhead);
 
     /* Prequential AUCs on the ODDS sets, default settings, file order. */
