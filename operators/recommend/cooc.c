@@ -277,6 +277,40 @@ size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, s
     return need;
 }
 
+/* Row r of a chunk written with ms slots per row, into c's m slots: the used slots (a prefix)
+ * as they are when they fit, else the m heaviest of them (the earlier slot first among equal
+ * weights), in their order. */
+static void decode_row(struct vs_cooc *c, int64_t row, const int32_t *snb, const float *sw,
+                       size_t ms)
+{
+    size_t m = (size_t)c->m, used = 0;
+    int32_t *nb = c->nb + (size_t)row * m;
+    float *w = c->w + (size_t)row * m;
+    while (used < ms && snb[used] >= 0) {
+        used++;
+    }
+    if (used <= m) {
+        memcpy(nb, snb, used * sizeof(int32_t));
+        memcpy(w, sw, used * sizeof(float));
+        for (size_t s = used; s < m; s++) {
+            nb[s] = -1;
+            w[s] = 0;
+        }
+        return;
+    }
+    size_t k = 0;
+    for (size_t s = 0; s < used; s++) {
+        size_t heavier = 0; /* slots that rank before s */
+        for (size_t t = 0; t < used && heavier < m; t++) {
+            heavier += sw[t] > sw[s] || (sw[t] == sw[s] && t < s);
+        }
+        if (heavier < m) {
+            nb[k] = snb[s];
+            w[k++] = sw[s];
+        }
+    }
+}
+
 int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size_t len)
 {
     uint32_t head[5];
@@ -290,28 +324,36 @@ int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size
     if (head[1] != VS__COOC_VERSION) {
         return VS_EVERSION;
     }
-    if (head[3] != (uint32_t)c->m) {
-        return VS_ECONFIG;
-    }
-    size_t m = (size_t)c->m;
+    /* A chunk written with another recommend.cooc.neighbours is fitted to this one. */
+    size_t ms = head[3];
     uint32_t count = head[4];
     int64_t r0 = (int64_t)chunk * VS_COOC_CHUNK_ROWS;
-    if (head[2] != (uint32_t)chunk || count > VS_COOC_CHUNK_ROWS || r0 + count > c->n ||
+    if (ms < 1 || ms > VS_COOC_MAX_M || head[2] != (uint32_t)chunk || count > VS_COOC_CHUNK_ROWS ||
+        r0 + count > c->n ||
         len !=
-            sizeof(head) + count * m * (sizeof(int32_t) + sizeof(float)) + count * sizeof(float)) {
+            sizeof(head) + count * ms * (sizeof(int32_t) + sizeof(float)) + count * sizeof(float)) {
         return VS_ECORRUPT;
     }
     const uint8_t *p = (const uint8_t *)buf + sizeof(head);
-    int32_t *nb = c->nb + (size_t)r0 * m;
-    float *w = c->w + (size_t)r0 * m;
-    memcpy(nb, p, count * m * sizeof(int32_t));
-    memcpy(w, p + count * m * sizeof(int32_t), count * m * sizeof(float));
-    memcpy(c->tot + r0, p + count * m * (sizeof(int32_t) + sizeof(float)), count * sizeof(float));
-    for (size_t s = 0; s < count * m; s++) {
-        if (nb[s] < -1 || nb[s] >= c->n || !isfinite(w[s]) || w[s] < 0) {
+    const int32_t *snb = (const int32_t *)(const void *)p;
+    const float *sw = (const float *)(const void *)(p + count * ms * sizeof(int32_t));
+    int32_t nbv;
+    float wv;
+    for (size_t s = 0; s < count * ms; s++) {
+        memcpy(&nbv, snb + s, sizeof(nbv));
+        memcpy(&wv, sw + s, sizeof(wv));
+        if (nbv < -1 || nbv >= c->n || !isfinite(wv) || wv < 0) {
             return VS_ECORRUPT;
         }
     }
+    int32_t rnb[VS_COOC_MAX_M];
+    float rw[VS_COOC_MAX_M];
+    for (uint32_t r = 0; r < count; r++) {
+        memcpy(rnb, snb + (size_t)r * ms, ms * sizeof(int32_t));
+        memcpy(rw, sw + (size_t)r * ms, ms * sizeof(float));
+        decode_row(c, r0 + r, rnb, rw, ms);
+    }
+    memcpy(c->tot + r0, p + count * ms * (sizeof(int32_t) + sizeof(float)), count * sizeof(float));
     for (uint32_t s = 0; s < count; s++) {
         if (!isfinite(c->tot[r0 + s]) || c->tot[r0 + s] < 0) {
             return VS_ECORRUPT;

@@ -59,7 +59,8 @@ int32_t vs_cooc_chunks(const struct vs_cooc *c);
 int32_t vs_cooc_next_dirty(const struct vs_cooc *c, int32_t from);
 void vs_cooc_clear_dirty(struct vs_cooc *c);
 size_t vs_cooc_encode_chunk(const struct vs_cooc *c, int32_t chunk, void *buf, size_t cap);
-/* Rows must exist (vs_cooc_reserve) before their chunk is decoded. 0 or VS_ECORRUPT. */
+/* Rows must exist (vs_cooc_reserve) before their chunk is decoded; a chunk written with another
+ * number of neighbours per item is fitted to this one (the heaviest kept). 0 or VS_ECORRUPT. */
 int vs_cooc_decode_chunk(struct vs_cooc *c, int32_t chunk, const void *buf, size_t len);
 
 #endif

@@ -413,6 +413,52 @@ static void cooc_matches_a_plain_model(void **state)
     }
 }
 
+/* A checkpoint written with one number of neighbours per item restores into another: what fits
+ * as it was, else the heaviest neighbours in their order. */
+static void cooc_checkpoint_across_sizes(void **state)
+{
+    (void)state;
+    char err[64];
+    struct vs_cooc *c = vs_cooc_new(4, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(vs_cooc_reserve(c, 10), 0);
+    const float w0[] = {1, 5, 2, 4}; /* item 0: neighbours 1..4 */
+    for (int j = 1; j <= 4; j++) {
+        assert_int_equal(vs_cooc_add(c, 0, j, w0[j - 1]), 0);
+    }
+    assert_int_equal(vs_cooc_add(c, 1, 7, 3), 0);
+    size_t cap = vs_cooc_encode_chunk(c, 0, NULL, 0);
+    void *buf = malloc(cap);
+    size_t len = vs_cooc_encode_chunk(c, 0, buf, cap);
+    assert_true(len > 0 && len <= cap);
+    const int sizes[] = {2, 4, 6};
+    for (int z = 0; z < 3; z++) {
+        struct vs_cooc *d = vs_cooc_new(sizes[z], err, sizeof(err));
+        assert_non_null(d);
+        assert_int_equal(vs_cooc_reserve(d, 10), 0);
+        assert_int_equal(vs_cooc_decode_chunk(d, 0, buf, len), 0);
+        const int32_t *nb = vs_cooc_neighbours(d, 0);
+        const float *w = vs_cooc_weights(d, 0);
+        if (sizes[z] == 2) {
+            assert_int_equal(nb[0], 2); /* weights 5 and 4, in slot order */
+            assert_int_equal(nb[1], 4);
+            assert_true(w[0] == 5 && w[1] == 4);
+        } else {
+            for (int s = 0; s < sizes[z]; s++) {
+                assert_int_equal(nb[s], s < 4 ? s + 1 : -1);
+                assert_true(w[s] == (s < 4 ? w0[s] : 0));
+            }
+        }
+        assert_int_equal(vs_cooc_neighbours(d, 1)[0], 7);
+        assert_true(vs_cooc_get(d, 1, 7) == 3);
+        assert_int_equal(vs_cooc_neighbours(d, 1)[1], -1);
+        assert_true(vs_cooc_total(d, 0) == 12 && vs_cooc_total(d, 1) == 3);
+        vs_cooc_free(d);
+    }
+    free(buf);
+    vs_cooc_free(c);
+}
+
 static void popularity_decays(void **state)
 {
     char err[64];
@@ -683,6 +729,7 @@ int main(void)
         cmocka_unit_test(model_beats_popularity_on_planted_taste),
         cmocka_unit_test(cooc_is_bounded),
         cmocka_unit_test(cooc_matches_a_plain_model),
+        cmocka_unit_test(cooc_checkpoint_across_sizes),
         cmocka_unit_test(popularity_decays),
         cmocka_unit_test(bad_events_and_take_backs),
         cmocka_unit_test(checkpoint_round_trip_and_determinism),
