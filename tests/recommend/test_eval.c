@@ -175,43 +175,31 @@ static void formats_agree(void **state)
     unlink("/tmp/vs_eval_tiny.dig");
 }
 
+/* The log text in /tmp/vs_eval_bad.csv is refused, with a message holding at and what (if set). */
+static void rejects(const char **argv, const char *text, const char *at, const char *what)
+{
+    write_file("/tmp/vs_eval_bad.csv", text);
+    assert_int_not_equal(run(5, argv), 0);
+    assert_non_null(strstr(err_text, at));
+    if (what) {
+        assert_non_null(strstr(err_text, what));
+    }
+}
+
 static void bad_input_is_reported(void **state)
 {
-    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\na,1,1\nb,2,notanumber\n");
-    const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "csv"};
-    assert_int_not_equal(run(5, argv), 0);
-    assert_non_null(strstr(err_text, "vs_eval_bad.csv:3"));
-    assert_non_null(strstr(err_text, "ts"));
-
-    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\na,1,1\nb,2\n");
-    assert_int_not_equal(run(5, argv), 0);
-    assert_non_null(strstr(err_text, ":3:"));
-
-    write_file("/tmp/vs_eval_bad.csv", "a,1,1\n");
-    assert_int_not_equal(run(5, argv), 0);
-    assert_non_null(strstr(err_text, ":1:"));
-    assert_non_null(strstr(err_text, "header"));
-
-    write_file("/tmp/vs_eval_bad.csv", "user_id,item_id,ts\n");
-    assert_int_not_equal(run(5, argv), 0);
-    assert_non_null(strstr(err_text, "no interactions"));
-
+    const char *csv[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "csv"};
+    rejects(csv, "user_id,item_id,ts\na,1,1\nb,2,notanumber\n", "vs_eval_bad.csv:3", "ts");
+    rejects(csv, "user_id,item_id,ts\na,1,1\nb,2\n", ":3:", NULL);
+    rejects(csv, "a,1,1\n", ":1:", "header");
+    rejects(csv, "user_id,item_id,ts\n", "no interactions", NULL);
     const char *dig[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "diginetica"};
-    write_file("/tmp/vs_eval_bad.csv",
-               "session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;10;2016-13-01\n");
-    assert_int_not_equal(run(5, dig), 0);
-    assert_non_null(strstr(err_text, ":2:"));
-    assert_non_null(strstr(err_text, "eventdate"));
-
+    rejects(dig, "session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;10;2016-13-01\n",
+            ":2:", "eventdate");
     /* MovieLens: only a first line without a numeric user and time is taken for a header. */
     const char *ml[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "movielens"};
-    write_file("/tmp/vs_eval_bad.csv", "1\t1\t5\tx\n2\t1\t5\t2\n");
-    assert_int_not_equal(run(5, ml), 0);
-    assert_non_null(strstr(err_text, ":1:"));
-    assert_non_null(strstr(err_text, "time"));
-    write_file("/tmp/vs_eval_bad.csv", "user\titem\trating\ttime\n1\t1\t5\t1\nu\ti\tr\tt\n");
-    assert_int_not_equal(run(5, ml), 0);
-    assert_non_null(strstr(err_text, ":3:"));
+    rejects(ml, "1\t1\t5\tx\n2\t1\t5\t2\n", ":1:", "time");
+    rejects(ml, "user\titem\trating\ttime\n1\t1\t5\t1\nu\ti\tr\tt\n", ":3:", NULL);
     unlink("/tmp/vs_eval_bad.csv");
 
     const char *missing[] = {"recommend", "--input", "/nonexistent/x.csv", "--format", "csv"};
