@@ -71,10 +71,9 @@ struct fraud {
     int64_t *labels_fraud, *labels_caught, *alerts;
     double *g_precision, *g_recall, *g_version, *g_review, *g_block;
 
-    /* Field positions in the fraud_alert schema, looked up by name on the first alert (a lookup
-     * by name hashes and compares strings, some twenty times per alert); the entries of
-     * top_features on the first one. */
-    int fields_known, entry_fields_known;
+    /* Field positions in the fraud_alert schema and its top features, looked up by name on the
+     * first alert: a lookup by name hashes and compares strings, some twenty times per alert. */
+    int fields_known;
     size_t f_event_id, f_user_id, f_order_id, f_ts, f_amount, f_score, f_decision, f_rules, f_top,
         f_version;
     size_t e_feature, e_contribution, e_value, e_usual;
@@ -371,43 +370,28 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         }                                                                                          \
     } while (0)
 
-/* The position of each field the alert fills, by name, once. */
-static int resolve_fields(struct fraud *fr, const avro_value_t *rec)
+/* The positions of the named fields of an alert and of one of its top features, as the
+ * recommender finds those of a list. */
+static int find_fields(struct fraud *fr, avro_value_t *rec)
 {
-    const struct {
-        const char *name;
-        size_t *at;
-    } fields[] = {
-        {"event_id", &fr->f_event_id}, {"user_id", &fr->f_user_id},
-        {"order_id", &fr->f_order_id}, {"ts", &fr->f_ts},
-        {"amount", &fr->f_amount},     {"score", &fr->f_score},
-        {"decision", &fr->f_decision}, {"rules", &fr->f_rules},
-        {"top_features", &fr->f_top},  {"model_version", &fr->f_version},
-    };
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        avro_value_t field;
-        AV(avro_value_get_by_name(rec, fields[i].name, &field, fields[i].at));
-    }
+    avro_value_t field, arr, elem;
+    AV(avro_value_get_by_name(rec, "event_id", &field, &fr->f_event_id));
+    AV(avro_value_get_by_name(rec, "user_id", &field, &fr->f_user_id));
+    AV(avro_value_get_by_name(rec, "order_id", &field, &fr->f_order_id));
+    AV(avro_value_get_by_name(rec, "ts", &field, &fr->f_ts));
+    AV(avro_value_get_by_name(rec, "amount", &field, &fr->f_amount));
+    AV(avro_value_get_by_name(rec, "score", &field, &fr->f_score));
+    AV(avro_value_get_by_name(rec, "decision", &field, &fr->f_decision));
+    AV(avro_value_get_by_name(rec, "rules", &field, &fr->f_rules));
+    AV(avro_value_get_by_name(rec, "model_version", &field, &fr->f_version));
+    AV(avro_value_get_by_name(rec, "top_features", &arr, &fr->f_top));
+    AV(avro_value_append(&arr, &elem, NULL));
+    AV(avro_value_get_by_name(&elem, "feature", &field, &fr->e_feature));
+    AV(avro_value_get_by_name(&elem, "contribution", &field, &fr->e_contribution));
+    AV(avro_value_get_by_name(&elem, "value", &field, &fr->e_value));
+    AV(avro_value_get_by_name(&elem, "usual_value", &field, &fr->e_usual));
+    AV(avro_value_reset(&arr));
     fr->fields_known = 1;
-    return 0;
-}
-
-static int resolve_entry_fields(struct fraud *fr, const avro_value_t *entry)
-{
-    const struct {
-        const char *name;
-        size_t *at;
-    } fields[] = {
-        {"feature", &fr->e_feature},
-        {"contribution", &fr->e_contribution},
-        {"value", &fr->e_value},
-        {"usual_value", &fr->e_usual},
-    };
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        avro_value_t field;
-        AV(avro_value_get_by_name(entry, fields[i].name, &field, fields[i].at));
-    }
-    fr->entry_fields_known = 1;
     return 0;
 }
 
@@ -457,7 +441,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
     if (!rec) {
         return VS_ESCHEMA;
     }
-    if (!fr->fields_known && resolve_fields(fr, rec) != 0) {
+    if (!fr->fields_known && find_fields(fr, rec) != 0) {
         return VS_ESCHEMA;
     }
     avro_value_t field, branch, arr, elem, sub;
@@ -493,9 +477,6 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
         int f = top[k];
         double usual;
         AV(avro_value_append(&arr, &elem, NULL));
-        if (!fr->entry_fields_known && resolve_entry_fields(fr, &elem) != 0) {
-            return VS_ESCHEMA;
-        }
         AV(avro_value_get_by_index(&elem, fr->e_feature, &sub, NULL));
         AV(avro_value_set_string(&sub, vs_fraud_feature_names[f]));
         AV(avro_value_get_by_index(&elem, fr->e_contribution, &sub, NULL));
