@@ -5,8 +5,9 @@
  * The large products are OpenBLAS: cblas_ssyrk adds the customer's confidence-weighted items to
  * the cached Gram matrix, LAPACK's sposv_ (Cholesky) solves the k x k system, and cblas_sgemv
  * scores every item at once. The small per-interaction loops (the rank-2 update that keeps the
- * Gram cache equal to YtY when a row changes, the eALS sweep) are plain C on vectors of two
- * doubles: at k <= 64 a BLAS call per row or per coordinate costs more than its arithmetic.
+ * Gram cache equal to YtY when a row changes, the eALS sweep) are plain C on vectors
+ * (mf_kernels.h, built for the baseline and for AVX2): at k <= 64 a BLAS call per row or per
+ * coordinate costs more than its arithmetic.
  * The Gram cache is double precision: it absorbs millions of rank-2 updates, and in float the
  * rounding drift would grow with every one of them.
  */
@@ -21,7 +22,7 @@
 
 #include <valuestream/error.h>
 
-#include "vec.h"
+#include "mf_kernels.h"
 
 /* LAPACK's Cholesky solve, Fortran ABI (OpenBLAS exports it; there is no LAPACKE). */
 extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
@@ -48,6 +49,7 @@ struct vs_mf {
     float *rows; /* scratch: VS__MF_MAX_FOLD x k scaled rows */
     float *rhs;  /* scratch: k */
     double *yt;  /* scratch: eALS's gathered rows, k x VS__MF_MAX_FOLD, transposed */
+    const struct vs__mf_kernels *kern; /* the eALS sweep and Gram update for this CPU */
 };
 
 uint64_t vs_mf_hash(const char *s, uint64_t seed)
@@ -102,6 +104,7 @@ struct vs_mf *vs_mf_new(const struct vs_mf_params *p, char *errbuf, size_t errle
     mf->rows = calloc((size_t)VS__MF_MAX_FOLD * (size_t)p->k, sizeof(float));
     mf->rhs = calloc((size_t)p->k, sizeof(float));
     mf->yt = calloc((size_t)VS__MF_MAX_FOLD * (size_t)p->k, sizeof(double));
+    mf->kern = vs__mf_kernels();
     mf->nslots = 16;
     mf->slots = malloc(mf->nslots * sizeof(int32_t));
     if (!mf->gram || !mf->a || !mf->rows || !mf->rhs || !mf->yt || !mf->slots) {
@@ -236,46 +239,9 @@ static int reserve(struct vs_mf *mf, int32_t want)
     return 0;
 }
 
-/* y[0..n) += a * x[0..n) */
-static inline void axpy_d(int n, double a, const double *x, double *y)
+static void gram_replace(struct vs_mf *mf, const float *old, const float *new_row)
 {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        vs__st2d(y + i, vs__ld2d(y + i) + a * vs__ld2d(x + i));
-        vs__st2d(y + i + 2, vs__ld2d(y + i + 2) + a * vs__ld2d(x + i + 2));
-    }
-    for (; i < n; i++) {
-        y[i] += a * x[i];
-    }
-}
-
-/*
- * Add rank-2 update (new row = old + d): G += m d^T + d m^T with m = old + d/2, which equals
- * new new^T - old old^T exactly in real arithmetic. Only the upper triangle, row by row from the
- * diagonal: cblas_dsyr2 does the same as one BLAS call per row, whose call costs more than the
- * row at k <= 64.
- */
-static void gram_replace(struct vs_mf *mf, const float *old, const float *new)
-{
-    double m[VS_MF_MAX_K], d[VS_MF_MAX_K];
-    int k = mf->k;
-    for (int f = 0; f < k; f++) {
-        d[f] = (double)new[f] - (double)old[f];
-        m[f] = (double)old[f] + 0.5 * d[f];
-    }
-    for (int i = 0; i < k; i++) {
-        double *row = mf->gram + (size_t)i * (size_t)k;
-        double mi = m[i], di = d[i];
-        int j = i;
-        for (; j + 4 <= k; j += 4) {
-            vs__st2d(row + j, vs__ld2d(row + j) + (mi * vs__ld2d(d + j) + di * vs__ld2d(m + j)));
-            vs__st2d(row + j + 2,
-                     vs__ld2d(row + j + 2) + (mi * vs__ld2d(d + j + 2) + di * vs__ld2d(m + j + 2)));
-        }
-        for (; j < k; j++) {
-            row[j] += mi * d[j] + di * m[j];
-        }
-    }
+    mf->kern->gram_replace(mf->gram, mf->k, old, new_row);
 }
 
 static void mark_dirty(struct vs_mf *mf, int32_t item)
@@ -444,8 +410,7 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
         mf->rejected++;
         return VS_EINVAL;
     }
-    double c[VS__MF_MAX_FOLD], am[VS__MF_MAX_FOLD], q[VS__MF_MAX_FOLD];
-    double cur[VS_MF_MAX_K], gx[VS_MF_MAX_K], b[VS_MF_MAX_K], dd[VS_MF_MAX_K], rden[VS_MF_MAX_K];
+    double c[VS__MF_MAX_FOLD], am[VS__MF_MAX_FOLD], q[VS__MF_MAX_FOLD], cur[VS_MF_MAX_K];
     int32_t idx[VS__MF_MAX_FOLD];
     int m = 0;
     for (int j = 0; j < n; j++) {
@@ -463,65 +428,25 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
     for (int j = m; j < mp; j++) {
         c[j] = am[j] = 0;
     }
-    double *yt = mf->yt; /* k x mp */
-    for (int j = 0; j < m; j++) {
-        const float *y = mf->y + (size_t)idx[j] * (size_t)k;
-        for (int f = 0; f < k; f++) {
-            yt[(size_t)f * (size_t)mp + (size_t)j] = y[f];
-        }
-    }
-    for (int j = m; j < mp; j++) {
-        for (int f = 0; f < k; f++) {
-            yt[(size_t)f * (size_t)mp + (size_t)j] = 0;
-        }
-    }
-    const double *g = mf->gram;
-    memset(q, 0, (size_t)mp * sizeof(double));
     for (int f = 0; f < k; f++) {
-        const double *yf = yt + (size_t)f * (size_t)mp;
-        vs__v2d b0 = {0, 0}, b1 = {0, 0}, d0 = {0, 0}, d1 = {0, 0};
-        for (int j = 0; j < mp; j += 4) {
-            vs__v2d y0 = vs__ld2d(yf + j), y1 = vs__ld2d(yf + j + 2);
-            b0 += vs__ld2d(c + j) * y0;
-            b1 += vs__ld2d(c + j + 2) * y1;
-            d0 += vs__ld2d(am + j) * y0 * y0;
-            d1 += vs__ld2d(am + j + 2) * y1 * y1;
-        }
-        b[f] = (b0[0] + b0[1]) + (b1[0] + b1[1]);
-        dd[f] = (d0[0] + d0[1]) + (d1[0] + d1[1]);
-        rden[f] = 1.0 / (g[(size_t)f * (size_t)k + (size_t)f] + mf->p.lambda + dd[f]);
         cur[f] = x[f];
-        axpy_d(mp, cur[f], yf, q); /* the predictions y_i . x, made q_i below */
     }
-    for (int j = 0; j < mp; j++) {
-        q[j] *= am[j];
-    }
-    for (int sweep = 0; sweep < sweeps; sweep++) {
-        cblas_dsymv(CblasRowMajor, CblasUpper, k, 1.0, g, k, cur, 1, 0.0, gx, 1);
-        for (int f = 0; f < k; f++) {
-            const double *yf = yt + (size_t)f * (size_t)mp;
-            const double *row = g + (size_t)f * (size_t)k;
-            double xf = cur[f];
-            /* Two independent sums: the loop runs at throughput, not at the latency of one
-             * long chain of additions. */
-            vs__v2d s0 = {0, 0}, s1 = {0, 0};
-            for (int j = 0; j < mp; j += 4) {
-                s0 += vs__ld2d(q + j) * vs__ld2d(yf + j);
-                s1 += vs__ld2d(q + j + 2) * vs__ld2d(yf + j + 2);
-            }
-            double qy = (s0[0] + s0[1]) + (s1[0] + s1[1]);
-            double num = b[f] - (gx[f] - row[f] * xf) + dd[f] * xf - qy;
-            double delta = num * rden[f] - xf;
-            if (delta == 0) {
-                continue;
-            }
-            for (int j = 0; j < mp; j += 2) {
-                vs__st2d(q + j, vs__ld2d(q + j) + delta * vs__ld2d(am + j) * vs__ld2d(yf + j));
-            }
-            axpy_d(k - f - 1, delta, row + f + 1, gx + f + 1);
-            cur[f] += delta;
-        }
-    }
+    struct vs__eals_job job = {
+        .k = k,
+        .m = m,
+        .mp = mp,
+        .sweeps = sweeps,
+        .y = mf->y,
+        .idx = idx,
+        .c = c,
+        .am = am,
+        .gram = mf->gram,
+        .lambda = mf->p.lambda,
+        .yt = mf->yt,
+        .q = q,
+        .cur = cur,
+    };
+    mf->kern->eals(&job);
     float out[VS_MF_MAX_K];
     for (int f = 0; f < k; f++) {
         out[f] = (float)cur[f];

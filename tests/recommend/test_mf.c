@@ -1,7 +1,8 @@
 /*
  * Unit tests of the matrix-factorization model: the closed-form fold-in against a direct solve,
  * eALS against the fold-in, the Gram cache against YtY from scratch, rejection of poisoned
- * updates, and the checkpoint round trip.
+ * updates, the checkpoint round trip, and the baseline and AVX2 builds of the kernels giving the
+ * same bits.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <valuestream/error.h>
 
 #include "operators/recommend/mf.h"
+#include "operators/recommend/mf_kernels.h"
 
 static struct vs_mf *model(int k, int items)
 {
@@ -325,12 +327,87 @@ static void checkpoint_round_trip(void **state)
     vs_mf_free(mf);
 }
 
+static double uniform(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+}
+
+/*
+ * The two builds of the eALS sweep and the Gram update, on the same random inputs, must agree
+ * to the bit, at factor sizes and item counts that are and are not multiples of four.
+ */
+static void kernel_builds_agree(void **state)
+{
+    (void)state;
+    const struct vs__mf_kernels *base = vs__mf_kernels_variant(0),
+                                *avx2 = vs__mf_kernels_variant(1);
+    assert_non_null(base);
+    if (!avx2) {
+        skip(); /* this CPU runs the baseline build only */
+    }
+    enum { ITEMS = 300 };
+    static float y[ITEMS * VS_MF_MAX_K];
+    static double yt[2][VS_MF_MAX_K * 64], gram[2][VS_MF_MAX_K * VS_MF_MAX_K];
+    uint64_t s = 99;
+    const int ks[] = {1, 7, 32, 61, 64}, ms[] = {1, 5, 32, 64};
+    int compared = 0;
+    for (size_t a = 0; a < sizeof(ks) / sizeof(ks[0]); a++) {
+        int k = ks[a];
+        for (int i = 0; i < ITEMS * k; i++) {
+            y[i] = (float)(0.3 * uniform(&s));
+        }
+        for (int i = 0; i < k * k; i++) {
+            gram[0][i] = gram[1][i] = 40.0 + 10.0 * uniform(&s);
+        }
+        for (size_t b = 0; b < sizeof(ms) / sizeof(ms[0]); b++) {
+            int m = ms[b], mp = (m + 3) & ~3;
+            int32_t idx[64];
+            double c[64] = {0}, am[64] = {0}, q[2][64], cur[2][VS_MF_MAX_K];
+            for (int j = 0; j < m; j++) {
+                idx[j] = (int32_t)(s % ITEMS);
+                c[j] = 1.0 + 2.0 * (5.0 + 5.0 * uniform(&s));
+                am[j] = c[j] - 1.0;
+            }
+            for (int f = 0; f < k; f++) {
+                cur[0][f] = cur[1][f] = 0.2 * uniform(&s);
+            }
+            for (int v = 0; v < 2; v++) {
+                struct vs__eals_job job = {.k = k,
+                                           .m = m,
+                                           .mp = mp,
+                                           .sweeps = 2,
+                                           .y = y,
+                                           .idx = idx,
+                                           .c = c,
+                                           .am = am,
+                                           .gram = gram[0],
+                                           .lambda = 0.5,
+                                           .yt = yt[v],
+                                           .q = q[v],
+                                           .cur = cur[v]};
+                (v ? avx2 : base)->eals(&job);
+            }
+            assert_memory_equal(cur[0], cur[1], (size_t)k * sizeof(double));
+            for (int r = 0; r < 50; r++) {
+                const float *old = y + (size_t)(r % ITEMS) * (size_t)k;
+                const float *new_row = y + (size_t)((r * 7 + 3) % ITEMS) * (size_t)k;
+                base->gram_replace(gram[0], k, old, new_row);
+                avx2->gram_replace(gram[1], k, old, new_row);
+            }
+            assert_memory_equal(gram[0], gram[1], (size_t)(k * k) * sizeof(double));
+            compared++;
+        }
+    }
+    assert_int_equal(compared, 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fold_in_matches_direct_solve), cmocka_unit_test(gram_cache_tracks_updates),
         cmocka_unit_test(poisoned_update_is_rejected),  cmocka_unit_test(intern_rules),
-        cmocka_unit_test(checkpoint_round_trip),
+        cmocka_unit_test(checkpoint_round_trip),        cmocka_unit_test(kernel_builds_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
