@@ -588,6 +588,49 @@ avro_value_t *vs__codec_output_begin(struct vs__codec *c, enum vs_output out)
     return &c->out[out].value;
 }
 
+/* The record a field's values are made of: the field's schema through arrays and the non-null
+ * branch of a nullable union; NULL when it is none. */
+static avro_schema_t record_within(avro_schema_t s)
+{
+    for (;;) {
+        if (is_avro_record(s)) {
+            return s;
+        }
+        if (is_avro_array(s)) {
+            s = avro_schema_array_items(s);
+        } else if (is_avro_union(s) && avro_schema_union_size(s) == 2 &&
+                   is_avro_null(avro_schema_union_branch(s, 0))) {
+            s = avro_schema_union_branch(s, 1);
+        } else {
+            return NULL;
+        }
+    }
+}
+
+int vs__codec_output_field(const struct vs__codec *c, enum vs_output out, const char *path)
+{
+    avro_schema_t rec = c->out[out].schema;
+    char name[128];
+    for (;;) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (!rec || n == 0 || n >= sizeof(name)) {
+            return VS_ENOTFOUND;
+        }
+        memcpy(name, path, n);
+        name[n] = '\0';
+        int index = avro_schema_record_field_get_index(rec, name);
+        if (index < 0) {
+            return VS_ENOTFOUND;
+        }
+        if (!dot) {
+            return index;
+        }
+        rec = record_within(avro_schema_record_field_get_by_index(rec, index));
+        path = dot + 1;
+    }
+}
+
 int vs__codec_output_encode(struct vs__codec *c, enum vs_output out, const void **buf, size_t *len)
 {
     return encode_value(c, &c->out[out].value, c->opts.output_schema_id[out], buf, len);

@@ -19,8 +19,8 @@
 struct vs__codec;
 
 struct vs__codec_options {
-    int confluent;                       /* Confluent framing on input and output */
-    int32_t input_schema_id;             /* the shop_event schema's id (Confluent) */
+    int confluent;                          /* Confluent framing on input and output */
+    int32_t input_schema_id;                /* the shop_event schema's id (Confluent) */
     int32_t output_schema_id[VS_OUT_COUNT]; /* each output schema's id (Confluent) */
 };
 
@@ -57,12 +57,17 @@ int vs__codec_encode_event(struct vs__codec *c, const struct vs_event *ev, const
 
 /* The reusable, reset record value of an output schema, to fill with the Avro value API. */
 avro_value_t *vs__codec_output_begin(struct vs__codec *c, enum vs_output out);
+/*
+ * The index of a field of an output's record: path names a field of the record ("user_id") or,
+ * through arrays of records (nullable or not), of their items ("items.item_id"). Returns the
+ * index or VS_ENOTFOUND.
+ */
+int vs__codec_output_field(const struct vs__codec *c, enum vs_output out, const char *path);
 /* Encode the output's record value. *buf is owned by the codec until its next encode. */
-int vs__codec_output_encode(struct vs__codec *c, enum vs_output out, const void **buf,
-                            size_t *len);
+int vs__codec_output_encode(struct vs__codec *c, enum vs_output out, const void **buf, size_t *len);
 
 /* Decode an output record's bytes (framing per options) into JSON text (malloc'd). */
-int vs__codec_output_to_json(struct vs__codec *c, enum vs_output out, const void *buf,
-                             size_t len, char **json);
+int vs__codec_output_to_json(struct vs__codec *c, enum vs_output out, const void *buf, size_t len,
+                             char **json);
 
 #endif

@@ -239,6 +239,29 @@ avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out)
     return vs__codec_output_begin(ctx->engine->codec, out);
 }
 
+int vs_output_field(struct vs_env *env, enum vs_output out, const char *path)
+{
+    if ((unsigned)out >= VS_OUT_COUNT || !path) {
+        return VS_EINVAL;
+    }
+    return vs__codec_output_field(env->engine->codec, out, path);
+}
+
+int vs_output_fields(struct vs_env *env, enum vs_output out, const struct vs_output_field_pos *t,
+                     size_t n, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        int index = vs_output_field(env, out, t[i].path);
+        if (index < 0) {
+            snprintf(errbuf, errlen, "the %s schema has no field '%s'", vs_output_kind(out),
+                     t[i].path);
+            return VS_ESCHEMA;
+        }
+        *t[i].index = (size_t)index;
+    }
+    return 0;
+}
+
 /* "topic/partition/offset/kind", as snprintf would write it (this runs for every output). */
 static void format_event_id(char *buf, size_t size, const char *topic, int32_t partition,
                             int64_t offset, const char *kind)

@@ -107,6 +107,27 @@ const void *vs_ctx_section(const struct vs_ctx *ctx, const char *operator_name);
 avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out);
 int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key);
 
+/*
+ * The position of a field in an output's records, for avro_value_get_by_index: a lookup by name
+ * hashes and compares strings, so operators find their fields once, in init. path names a field
+ * of the record ("user_id") or, through an array of records, of its items ("items.item_id").
+ * Returns the index, or VS_ENOTFOUND when the schema has no such field.
+ */
+int vs_output_field(struct vs_env *env, enum vs_output out, const char *path);
+
+/* One entry of a table for vs_output_fields: a field's path and where its index goes. */
+struct vs_output_field_pos {
+    const char *path;
+    size_t *index;
+};
+
+/*
+ * vs_output_field for each entry of a table of n. Returns 0, or VS_ESCHEMA with the first
+ * missing field named in errbuf ("the recommendation schema has no field 'items.score'").
+ */
+int vs_output_fields(struct vs_env *env, enum vs_output out, const struct vs_output_field_pos *t,
+                     size_t n, char *errbuf, size_t errlen);
+
 /* Set or cancel a timer of this operator for the current customer. Setting an existing
  * (fire_ts, tag) is a no-op. */
 int vs_timer_set(struct vs_ctx *ctx, int64_t fire_ts, uint32_t tag);

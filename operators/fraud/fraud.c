@@ -71,9 +71,8 @@ struct fraud {
     int64_t *labels_fraud, *labels_caught, *alerts;
     double *g_precision, *g_recall, *g_version, *g_review, *g_block;
 
-    /* Field positions in the fraud_alert schema and its top features, looked up by name on the
-     * first alert: a lookup by name hashes and compares strings, some twenty times per alert. */
-    int fields_known;
+    /* Field positions in the fraud_alert schema and its top features, found in init
+     * (vs_output_fields). */
     size_t f_event_id, f_user_id, f_order_id, f_ts, f_amount, f_score, f_decision, f_rules, f_top,
         f_version;
     size_t e_feature, e_contribution, e_value, e_usual;
@@ -249,7 +248,28 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         return VS_ENOMEM;
     }
     fr->env = env;
-    int rc = 0;
+    const struct vs_output_field_pos fields[] = {
+        {"event_id", &fr->f_event_id},
+        {"user_id", &fr->f_user_id},
+        {"order_id", &fr->f_order_id},
+        {"ts", &fr->f_ts},
+        {"amount", &fr->f_amount},
+        {"score", &fr->f_score},
+        {"decision", &fr->f_decision},
+        {"rules", &fr->f_rules},
+        {"model_version", &fr->f_version},
+        {"top_features", &fr->f_top},
+        {"top_features.feature", &fr->e_feature},
+        {"top_features.contribution", &fr->e_contribution},
+        {"top_features.value", &fr->e_value},
+        {"top_features.usual_value", &fr->e_usual},
+    };
+    int rc = vs_output_fields(env, VS_OUT_FRAUD_ALERT, fields, sizeof(fields) / sizeof(fields[0]),
+                              errbuf, errlen);
+    if (rc < 0) {
+        fraud_destroy(fr);
+        return rc;
+    }
     struct vs_fraud_policy policy, *p = &policy;
     p->review_threshold = vs_config_double(cfg, "fraud.review.threshold");
     p->block_threshold = vs_config_double(cfg, "fraud.block.threshold");
@@ -370,31 +390,6 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         }                                                                                          \
     } while (0)
 
-/* The positions of the named fields of an alert and of one of its top features, as the
- * recommender finds those of a list. */
-static int find_fields(struct fraud *fr, avro_value_t *rec)
-{
-    avro_value_t field, arr, elem;
-    AV(avro_value_get_by_name(rec, "event_id", &field, &fr->f_event_id));
-    AV(avro_value_get_by_name(rec, "user_id", &field, &fr->f_user_id));
-    AV(avro_value_get_by_name(rec, "order_id", &field, &fr->f_order_id));
-    AV(avro_value_get_by_name(rec, "ts", &field, &fr->f_ts));
-    AV(avro_value_get_by_name(rec, "amount", &field, &fr->f_amount));
-    AV(avro_value_get_by_name(rec, "score", &field, &fr->f_score));
-    AV(avro_value_get_by_name(rec, "decision", &field, &fr->f_decision));
-    AV(avro_value_get_by_name(rec, "rules", &field, &fr->f_rules));
-    AV(avro_value_get_by_name(rec, "model_version", &field, &fr->f_version));
-    AV(avro_value_get_by_name(rec, "top_features", &arr, &fr->f_top));
-    AV(avro_value_append(&arr, &elem, NULL));
-    AV(avro_value_get_by_name(&elem, "feature", &field, &fr->e_feature));
-    AV(avro_value_get_by_name(&elem, "contribution", &field, &fr->e_contribution));
-    AV(avro_value_get_by_name(&elem, "value", &field, &fr->e_value));
-    AV(avro_value_get_by_name(&elem, "usual_value", &field, &fr->e_usual));
-    AV(avro_value_reset(&arr));
-    fr->fields_known = 1;
-    return 0;
-}
-
 /*
  * Fill and send one fraud_alert. The top features are those whose splits shortened the path
  * most; each contribution is its share of the total shortening by features that shortened it.
@@ -439,9 +434,6 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
 
     avro_value_t *rec = vs_output_begin(ctx, VS_OUT_FRAUD_ALERT);
     if (!rec) {
-        return VS_ESCHEMA;
-    }
-    if (!fr->fields_known && find_fields(fr, rec) != 0) {
         return VS_ESCHEMA;
     }
     avro_value_t field, branch, arr, elem, sub;

@@ -28,7 +28,7 @@ static const struct vs_config_key profile_config[] = {
     {NULL, 0, NULL, NULL},
 };
 
-/* The fields of user_profile, looked up by name once (by index on every emission). */
+/* The fields of user_profile, found by name in init (by index on every emission). */
 enum {
     F_USER_ID,
     F_TS,
@@ -85,7 +85,6 @@ static const char *const field_names[F_COUNT] = {
 struct profile {
     int64_t emit_interval;
     int64_t *m_emitted;
-    int fields_known;
     int field[F_COUNT]; /* index in the record, -1 if the schema has no such field */
 };
 
@@ -135,17 +134,12 @@ static int profile_init(struct vs_env *env, void **self, char *errbuf, size_t er
         return VS_ECONFIG;
     }
     p->m_emitted = vs_env_counter(env, "profile.emitted");
+    for (int i = 0; i < F_COUNT; i++) {
+        int index = vs_output_field(env, VS_OUT_PROFILE, field_names[i]);
+        p->field[i] = index >= 0 ? index : -1;
+    }
     *self = p;
     return 0;
-}
-
-static void resolve_fields(struct profile *p, avro_value_t *rec)
-{
-    avro_schema_t schema = avro_value_get_schema(rec);
-    for (int i = 0; i < F_COUNT; i++) {
-        p->field[i] = avro_schema_record_field_get_index(schema, field_names[i]);
-    }
-    p->fields_known = 1;
 }
 
 static int field(struct profile *p, avro_value_t *rec, int which, avro_value_t *f)
@@ -189,9 +183,6 @@ static int emit(struct profile *p, struct vs_ctx *ctx, const struct vs_event *ev
                 struct vs_profile_section *s)
 {
     avro_value_t *rec = vs_output_begin(ctx, VS_OUT_PROFILE), f, b;
-    if (!p->fields_known) {
-        resolve_fields(p, rec);
-    }
     if (field(p, rec, F_USER_ID, &f) == 0) {
         avro_value_set_string(&f, ev->user_id);
     }

@@ -30,9 +30,7 @@ struct recommend {
     double *hit_rate, *items, *version;
     int64_t rejected_seen;
     struct vs_rec_entry list[VS_REC_MAX_N];
-    /* Field positions in the recommendation schema, looked up by name on the first list: a
-     * lookup by name hashes and compares strings, some eighty times per list. */
-    int fields_known;
+    /* Field positions in the recommendation schema, found in init (vs_output_fields). */
     size_t f_user, f_ts, f_trigger, f_version, f_items;
     size_t f_item_id, f_score, f_reason, f_related;
 };
@@ -100,6 +98,23 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
         return VS_ENOMEM;
     }
     op->env = env;
+    const struct vs_output_field_pos fields[] = {
+        {"user_id", &op->f_user},
+        {"ts", &op->f_ts},
+        {"trigger_event_id", &op->f_trigger},
+        {"model_version", &op->f_version},
+        {"items", &op->f_items},
+        {"items.item_id", &op->f_item_id},
+        {"items.score", &op->f_score},
+        {"items.reason", &op->f_reason},
+        {"items.related_item_id", &op->f_related},
+    };
+    rc = vs_output_fields(env, VS_OUT_RECOMMENDATION, fields, sizeof(fields) / sizeof(fields[0]),
+                          errbuf, errlen);
+    if (rc < 0) {
+        free(op);
+        return rc;
+    }
     op->rec = vs_rec_new(&p, errbuf, errlen);
     if (!op->rec) {
         free(op);
@@ -134,25 +149,6 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
         }                                                                                          \
     } while (0)
 
-/* The positions of the named fields of a recommendation and of one of its entries. */
-static int find_fields(struct recommend *op, avro_value_t *rec)
-{
-    avro_value_t field, arr, elem;
-    AV(avro_value_get_by_name(rec, "user_id", &field, &op->f_user));
-    AV(avro_value_get_by_name(rec, "ts", &field, &op->f_ts));
-    AV(avro_value_get_by_name(rec, "trigger_event_id", &field, &op->f_trigger));
-    AV(avro_value_get_by_name(rec, "model_version", &field, &op->f_version));
-    AV(avro_value_get_by_name(rec, "items", &arr, &op->f_items));
-    AV(avro_value_append(&arr, &elem, NULL));
-    AV(avro_value_get_by_name(&elem, "item_id", &field, &op->f_item_id));
-    AV(avro_value_get_by_name(&elem, "score", &field, &op->f_score));
-    AV(avro_value_get_by_name(&elem, "reason", &field, &op->f_reason));
-    AV(avro_value_get_by_name(&elem, "related_item_id", &field, &op->f_related));
-    AV(avro_value_reset(&arr));
-    op->fields_known = 1;
-    return 0;
-}
-
 static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event *ev,
                 const struct vs_rec_entry *list, int n)
 {
@@ -160,12 +156,6 @@ static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event 
     avro_value_t *rec = vs_output_begin(ctx, VS_OUT_RECOMMENDATION);
     if (!rec) {
         return VS_ESCHEMA;
-    }
-    if (!op->fields_known) {
-        int rc = find_fields(op, rec);
-        if (rc < 0) {
-            return rc;
-        }
     }
     avro_value_t field, arr, elem, sub, branch;
     AV(avro_value_get_by_index(rec, op->f_user, &field, NULL));

@@ -1,7 +1,8 @@
 /*
  * The Avro codec: round trips of the input and every output schema, every validation rule,
  * Confluent framing, garbage that must be rejected without a crash, agreement of the
- * specialised event reader with Avro C's generic reader, and no allocation per decoded event.
+ * specialised event reader with Avro C's generic reader, no allocation per decoded event, and
+ * output field positions found by path.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -418,6 +419,43 @@ static void test_decode_allocates_nothing(void **state)
     vs__codec_free(c);
 }
 
+/* Field positions by path agree with Avro C's lookup by name, through an array of records too;
+ * names the schema lacks, and paths through a field that holds no record, are not found. */
+static void test_output_field_positions(void **state)
+{
+    (void)state;
+    char err[256];
+    struct vs__codec *c = vs__codec_new(NULL, err, sizeof(err));
+    assert_non_null(c);
+    avro_value_t *rec = vs__codec_output_begin(c, VS_OUT_RECOMMENDATION), field, arr, elem;
+    size_t want;
+    const char *top[] = {"user_id", "ts", "trigger_event_id", "model_version", "items"};
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+        assert_int_equal(avro_value_get_by_name(rec, top[i], &field, &want), 0);
+        assert_int_equal(vs__codec_output_field(c, VS_OUT_RECOMMENDATION, top[i]), (int)want);
+    }
+    assert_int_equal(avro_value_get_by_name(rec, "items", &arr, NULL), 0);
+    assert_int_equal(avro_value_append(&arr, &elem, NULL), 0);
+    const char *inner[] = {"item_id", "score", "reason", "related_item_id"};
+    for (size_t i = 0; i < sizeof(inner) / sizeof(inner[0]); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "items.%s", inner[i]);
+        assert_int_equal(avro_value_get_by_name(&elem, inner[i], &field, &want), 0);
+        assert_int_equal(vs__codec_output_field(c, VS_OUT_RECOMMENDATION, path), (int)want);
+    }
+    assert_true(vs__codec_output_field(c, VS_OUT_RECOMMENDATION, "items.item_id") !=
+                vs__codec_output_field(c, VS_OUT_RECOMMENDATION, "items.score"));
+    const char *missing[] = {"nope",   "items.nope", "user_id.x",   "items.",
+                             ".items", "",           "items..score"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        assert_int_equal(vs__codec_output_field(c, VS_OUT_RECOMMENDATION, missing[i]),
+                         VS_ENOTFOUND);
+    }
+    assert_true(vs__codec_output_field(c, VS_OUT_FRAUD_ALERT, "top_features.usual_value") >= 0);
+    assert_int_equal(vs__codec_output_field(c, VS_OUT_PROFILE, "items"), VS_ENOTFOUND);
+    vs__codec_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_agrees_with_generic_reader),
         cmocka_unit_test(test_outputs_round_trip),
         cmocka_unit_test(test_decode_allocates_nothing),
+        cmocka_unit_test(test_output_field_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
