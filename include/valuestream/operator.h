@@ -115,6 +115,19 @@ int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key);
  */
 int vs_output_field(struct vs_env *env, enum vs_output out, const char *path);
 
+/*
+ * Fill an output record with Avro C calls, each wrapped in VS_OUTPUT_TRY: a call that fails
+ * logs "<who>: filling the <kind>: <Avro's error>" and returns VS_ESCHEMA from the function.
+ */
+#define VS_OUTPUT_TRY(who, out, call)                                                              \
+    do {                                                                                           \
+        if ((call) != 0) {                                                                         \
+            vs_log(VS_LOG_ERROR, "%s: filling the %s: %s", (who), vs_output_kind(out),             \
+                   avro_strerror());                                                               \
+            return VS_ESCHEMA;                                                                     \
+        }                                                                                          \
+    } while (0)
+
 /* One entry of a table for vs_output_fields: a field's path and where its index goes. */
 struct vs_output_field_pos {
     const char *path;

@@ -48,6 +48,9 @@ struct churn {
     struct vs_churn_actions actions;
     int64_t *c_alerts, *c_set, *c_stale, *c_rearmed, *c_no_model, *c_one_time_off, *c_given_up;
     char reason[256];
+    /* Field positions in the churn_alert schema, found in init (vs_output_fields). */
+    size_t f_user, f_ts, f_p_alive, f_expected, f_horizon, f_since_last, f_typical_gap, f_clv,
+        f_tier, f_segment, f_reason, f_action;
 };
 
 static double one_time_gap(const struct churn *c, const struct vs_value_model *m)
@@ -88,21 +91,7 @@ static int arm(struct churn *c, struct vs_ctx *ctx, struct vs_churn_section *cs,
     return rc;
 }
 
-static void set_str(avro_value_t *rec, const char *name, const char *v)
-{
-    avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) == 0) {
-        avro_value_set_string(&f, v);
-    }
-}
-
-static void set_double(avro_value_t *rec, const char *name, double v)
-{
-    avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) == 0) {
-        avro_value_set_double(&f, v);
-    }
-}
+#define AV(call) VS_OUTPUT_TRY("churn", VS_OUT_CHURN_ALERT, call)
 
 static int emit(struct churn *c, struct vs_ctx *ctx, const char *user, int64_t now,
                 const struct vs_value_model *m, const struct vs_value_section *vs,
@@ -124,31 +113,37 @@ static int emit(struct churn *c, struct vs_ctx *ctx, const char *user, int64_t n
         return VS_EINVAL;
     }
     avro_value_t f, b;
-    set_str(rec, "user_id", user);
-    if (avro_value_get_by_name(rec, "ts", &f, NULL) == 0) {
-        avro_value_set_long(&f, now);
+    AV(avro_value_get_by_index(rec, c->f_user, &f, NULL));
+    AV(avro_value_set_string(&f, user));
+    AV(avro_value_get_by_index(rec, c->f_ts, &f, NULL));
+    AV(avro_value_set_long(&f, now));
+    AV(avro_value_get_by_index(rec, c->f_p_alive, &f, NULL));
+    AV(avro_value_set_double(&f, a->p_alive));
+    AV(avro_value_get_by_index(rec, c->f_expected, &f, NULL));
+    AV(avro_value_set_double(&f, a->expected_transactions));
+    AV(avro_value_get_by_index(rec, c->f_horizon, &f, NULL));
+    AV(avro_value_set_int(&f, (int32_t)lround(m->horizon_weeks * 7)));
+    AV(avro_value_get_by_index(rec, c->f_since_last, &f, NULL));
+    AV(avro_value_set_double(&f, a->days_since_last));
+    AV(avro_value_get_by_index(rec, c->f_typical_gap, &f, NULL));
+    if (isfinite(a->typical_gap_days)) {
+        AV(avro_value_set_branch(&f, 1, &b));
+        AV(avro_value_set_double(&b, a->typical_gap_days));
+    } else {
+        AV(avro_value_set_branch(&f, 0, &b));
+        AV(avro_value_set_null(&b));
     }
-    set_double(rec, "p_alive", a->p_alive);
-    set_double(rec, "expected_transactions", a->expected_transactions);
-    if (avro_value_get_by_name(rec, "horizon_days", &f, NULL) == 0) {
-        avro_value_set_int(&f, (int32_t)lround(m->horizon_weeks * 7));
-    }
-    set_double(rec, "days_since_last_purchase", a->days_since_last);
-    if (avro_value_get_by_name(rec, "typical_gap_days", &f, NULL) == 0) {
-        if (isfinite(a->typical_gap_days)) {
-            avro_value_set_branch(&f, 1, &b);
-            avro_value_set_double(&b, a->typical_gap_days);
-        } else {
-            avro_value_set_branch(&f, 0, &b);
-            avro_value_set_null(&b);
-        }
-    }
-    set_double(rec, "clv", a->clv);
+    AV(avro_value_get_by_index(rec, c->f_clv, &f, NULL));
+    AV(avro_value_set_double(&f, a->clv));
     int tier = a->tier <= m->tiers.n ? a->tier : m->tiers.n;
-    set_str(rec, "tier", m->tiers.name[tier]);
-    set_str(rec, "segment", vs_rfm_segment_name(a->segment));
-    set_str(rec, "reason", c->reason);
-    set_str(rec, "action", c->actions.action[tier][a->segment]);
+    AV(avro_value_get_by_index(rec, c->f_tier, &f, NULL));
+    AV(avro_value_set_string(&f, m->tiers.name[tier]));
+    AV(avro_value_get_by_index(rec, c->f_segment, &f, NULL));
+    AV(avro_value_set_string(&f, vs_rfm_segment_name(a->segment)));
+    AV(avro_value_get_by_index(rec, c->f_reason, &f, NULL));
+    AV(avro_value_set_string(&f, c->reason));
+    AV(avro_value_get_by_index(rec, c->f_action, &f, NULL));
+    AV(avro_value_set_string(&f, c->actions.action[tier][a->segment]));
     return vs_output_send(ctx, VS_OUT_CHURN_ALERT, user);
 }
 
@@ -187,6 +182,24 @@ static int churn_init(struct vs_env *env, void **self, char *errbuf, size_t errl
         const struct vs_value_model *m = vs_value_model_current();
         rc = vs_churn_actions_parse(vs_config_str(cfg, "churn.actions"), m ? &m->tiers : NULL,
                                     &c->actions, errbuf, errlen);
+    }
+    if (rc == 0) {
+        const struct vs_output_field_pos fields[] = {
+            {"user_id", &c->f_user},
+            {"ts", &c->f_ts},
+            {"p_alive", &c->f_p_alive},
+            {"expected_transactions", &c->f_expected},
+            {"horizon_days", &c->f_horizon},
+            {"days_since_last_purchase", &c->f_since_last},
+            {"typical_gap_days", &c->f_typical_gap},
+            {"clv", &c->f_clv},
+            {"tier", &c->f_tier},
+            {"segment", &c->f_segment},
+            {"reason", &c->f_reason},
+            {"action", &c->f_action},
+        };
+        rc = vs_output_fields(env, VS_OUT_CHURN_ALERT, fields, sizeof(fields) / sizeof(fields[0]),
+                              errbuf, errlen);
     }
     if (rc) {
         free(c);

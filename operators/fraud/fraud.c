@@ -382,13 +382,7 @@ static int fraud_init(struct vs_env *env, void **self, char *errbuf, size_t errl
 
 /* ==== Alerts ==== */
 
-#define AV(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            vs_log(VS_LOG_ERROR, "fraud: filling the alert: %s", avro_strerror());                 \
-            return VS_ESCHEMA;                                                                     \
-        }                                                                                          \
-    } while (0)
+#define AV(call) VS_OUTPUT_TRY("fraud", VS_OUT_FRAUD_ALERT, call)
 
 /*
  * Fill and send one fraud_alert. The top features are those whose splits shortened the path

@@ -141,13 +141,7 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
     return 0;
 }
 
-#define AV(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            vs_log(VS_LOG_ERROR, "recommend: filling the recommendation: %s", avro_strerror());    \
-            return VS_ESCHEMA;                                                                     \
-        }                                                                                          \
-    } while (0)
+#define AV(call) VS_OUTPUT_TRY("recommend", VS_OUT_RECOMMENDATION, call)
 
 static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event *ev,
                 const struct vs_rec_entry *list, int n)
