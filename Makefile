@@ -3,12 +3,13 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+CLANG_BUILD ?= build-clang
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config librdkafka-dev libavro-dev librocksdb-dev \
        libopenblas-dev libuv1-dev libgsl-dev libcmocka-dev python3 python3-confluent-kafka \
        python3-avro
 
-.PHONY: all build configure deps demo test bench sanitize clean
+.PHONY: all build configure deps demo test bench sanitize clang clean
 
 all: build
 
@@ -53,9 +54,15 @@ sanitize: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j 2 -LE slow
 
+# The whole tree built with clang, whose warnings (-Wall -Wextra -Werror) differ from gcc's.
+clang: DEBS += clang
+clang: deps
+	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(CLANG_BUILD) -j $(JOBS)
+
 bench: deps
 	@$(MAKE) --no-print-directory build
 	bash bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD)

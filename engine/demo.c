@@ -117,9 +117,8 @@ static int get_field(avro_value_t *rec, const char *name, avro_value_t *out)
         return -1;
     }
     if (avro_value_get_type(&f) == AVRO_UNION) {
-        int d;
-        avro_value_get_discriminant(&f, &d);
-        if (d == 0) {
+        int d = 0;
+        if (avro_value_get_discriminant(&f, &d) != 0 || d == 0) {
             return -1;
         }
         return avro_value_get_current_branch(&f, out);

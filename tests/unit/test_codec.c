@@ -337,20 +337,20 @@ static void test_agrees_with_generic_reader(void **state)
         avro_value_t f, b;
         const char *s;
         size_t sl;
-        avro_value_get_by_name(&v, "user_id", &f, NULL);
-        avro_value_get_string(&f, &s, &sl);
+        assert_int_equal(avro_value_get_by_name(&v, "user_id", &f, NULL), 0);
+        assert_int_equal(avro_value_get_string(&f, &s, &sl), 0);
         assert_string_equal(s, out.user_id);
-        avro_value_get_by_name(&v, "ts", &f, NULL);
-        int64_t ts;
-        avro_value_get_long(&f, &ts);
+        assert_int_equal(avro_value_get_by_name(&v, "ts", &f, NULL), 0);
+        int64_t ts = 0;
+        assert_int_equal(avro_value_get_long(&f, &ts), 0);
         assert_int_equal(ts, out.ts);
-        avro_value_get_by_name(&v, "country", &f, NULL);
-        int disc;
-        avro_value_get_discriminant(&f, &disc);
+        assert_int_equal(avro_value_get_by_name(&v, "country", &f, NULL), 0);
+        int disc = 0;
+        assert_int_equal(avro_value_get_discriminant(&f, &disc), 0);
         assert_int_equal(disc, out.country != NULL);
         if (disc) {
-            avro_value_get_current_branch(&f, &b);
-            avro_value_get_string(&b, &s, &sl);
+            assert_int_equal(avro_value_get_current_branch(&f, &b), 0);
+            assert_int_equal(avro_value_get_string(&b, &s, &sl), 0);
             assert_string_equal(s, out.country);
         }
     }
