@@ -8,7 +8,7 @@
  * (mf_kernels_avx2.c), where it is one. vs__mf_kernels() picks the AVX2 build when the CPU has
  * it. Neither build may contract a multiply and an add (AVX2 does not include FMA), and every
  * sum is added up in the same order in both, so the two give the same bits: a model, a list or
- * a checkpoint does not depend on the machine that computed it (test_recommender checks it).
+ * a checkpoint does not depend on the machine that computed it (test_mf checks it).
  */
 #ifndef VS_RECOMMEND_MF_KERNELS_H
 #define VS_RECOMMEND_MF_KERNELS_H
