@@ -39,6 +39,7 @@ struct vs__partition {
     struct vs__record rec;  /* the head record, as vs__source_peek returns it */
     int at_eof;             /* reached the end of the log, nothing fetched since */
     int paused;
+    rd_kafka_topic_partition_list_t *one; /* this partition alone, to pause and resume it */
     int64_t next_offset;      /* offset after the last record processed; -1 if none yet */
     uint64_t last_arrival_ms; /* wall clock of the last fetched record, for idle detection */
     /* The decoded head record (engine-owned). */
