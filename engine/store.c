@@ -863,10 +863,20 @@ int vs__store_wants_commit(const struct vs__store *st)
 
 /* ==== Customer record encoding ==== */
 
+/* Whether a section is all zeros. A section in use is seldom zero, and mostly not in its first
+ * bytes (a profile's first seen time, a model's vector): stop at the first nonzero word, 64
+ * bytes at a time (scanning whole sections was 2 % of the loop at each seal). */
 static int is_zero(const unsigned char *p, size_t n)
 {
-    uint64_t acc = 0;
     size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint64_t w[8];
+        memcpy(w, p + i, sizeof(w));
+        if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) {
+            return 0;
+        }
+    }
+    uint64_t acc = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, p + i, sizeof(w));

@@ -59,3 +59,7 @@ assert_eq "$(metric "$WORK/gen2.json" events)" "$(metric "$WORK/m5.json" events.
     "events processed by a restart with input.assignment=all"
 assert_cmp "$(metric "$WORK/m5.json" run.first.record.seconds)" 'v < 2.5' \
     "seconds to the first record of a restart with input.assignment=all"
+# One thread's CPU time cannot exceed the wall time it ran in.
+assert_cmp "$(metric "$WORK/m1.json" run.loop.cpu.seconds)" \
+    "v > 0 && v <= $(metric "$WORK/m1.json" run.busy.seconds) + 0.01" \
+    "the loop thread's CPU seconds, within the busy seconds"
