@@ -1037,6 +1037,7 @@ static void pump(struct vs__engine *e)
     /* The clock of run.busy.seconds starts at the first record (not at an EOF event). */
     if (fetched && !e->first_event_ms && vs__source_received(e->source)) {
         e->first_event_ms = mono_ms();
+        e->first_event_cpu_s = loop_cpu_s();
         *e->m_first_record = (double)(e->first_event_ms - e->start_ms) / 1000.0;
     }
     /* A cache full of records not yet written: seal them and take no more events until that
