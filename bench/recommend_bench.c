@@ -28,6 +28,7 @@
 
 #include <cblas.h>
 
+#include "engine/blas.h"
 #include "engine/gen.h"
 #include "operators/recommend/recommender.h"
 
@@ -278,6 +279,7 @@ static uint64_t next(uint64_t *s)
 
 int main(int argc, char **argv)
 {
+    vs__blas_kernels_check(argv); /* the engine's BLAS kernels (engine/blas.h) */
     /* The engine runs operators on one loop thread per process (more cores come from more
      * partitions and processes), so the BLAS calls are measured single-threaded: OpenBLAS's own
      * threads would make the bare sgemv faster and every small call slower. */

@@ -20,6 +20,7 @@
 
 #include <valuestream/error.h>
 
+#include "blas.h"
 #include "broker.h"
 #include "config.h"
 #include "demo.h"
@@ -167,6 +168,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    vs__blas_kernels_check(argv); /* may start the program again, with better BLAS kernels */
     /* A fixed mmap threshold: glibc otherwise raises it after each large free, and the large
      * buffers that come and go (RocksDB's memtable blocks, write batches, librdkafka's fetch
      * responses) then stay in the heap as fragments. With 1M customers and a 64 MiB cache
