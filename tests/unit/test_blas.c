@@ -1,7 +1,8 @@
 /*
  * Tests of the choice of OpenBLAS kernels (engine/blas.h): generic kernels are replaced by the
  * best ones the CPU's instructions allow, a specific choice is kept, and a user's
- * OPENBLAS_CORETYPE is what the library runs with.
+ * OPENBLAS_CORETYPE is what the library runs with (Debian's OpenBLAS has every kernel built in;
+ * with one built for a single CPU, which ignores OPENBLAS_CORETYPE, the restart is skipped).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,14 +36,14 @@ static void test_better_core(void **state)
 
 /* The whole path, in a child (this program again, made to report its kernels) run with a given
  * environment: the kernels the child ends up with. */
-static void run_with(const char *env, char *out, size_t len)
+static void run_with(const char *env, const char *mode, char *out, size_t len)
 {
     char self[512];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     assert_true(n > 0);
     self[n] = 0;
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "env -u OPENBLAS_CORETYPE %s '%s' corename", env, self);
+    snprintf(cmd, sizeof(cmd), "env -u OPENBLAS_CORETYPE %s '%s' %s", env, self, mode);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     out[0] = 0;
@@ -59,9 +60,14 @@ static void test_reexec(void **state)
     struct vs__cpu_isa isa;
     vs__cpu_isa_detect(&isa);
     char user[128], chosen[128];
-    run_with("OPENBLAS_CORETYPE=Core2", user, sizeof(user));
+    run_with("OPENBLAS_CORETYPE=Core2", "corename-raw", user, sizeof(user));
+    if (strcmp(user, "Core2") != 0) {
+        /* An OpenBLAS built for one CPU only ignores OPENBLAS_CORETYPE: nothing to choose. */
+        skip();
+    }
+    run_with("OPENBLAS_CORETYPE=Core2", "corename", user, sizeof(user));
     assert_string_equal(user, "Core2"); /* the user's choice is kept */
-    run_with("", chosen, sizeof(chosen));
+    run_with("", "corename", chosen, sizeof(chosen));
     assert_true(chosen[0] != 0);
     /* Whatever OpenBLAS detects here, the program never ends up with kernels that the check
      * would replace. */
@@ -70,6 +76,10 @@ static void test_reexec(void **state)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "corename-raw")) {
+        puts(openblas_get_corename()); /* what the library chose, without the check */
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "corename")) {
         vs__blas_kernels_check(argv);
         puts(openblas_get_corename());
