@@ -56,9 +56,9 @@ struct fraud_sec {
 };
 
 static const struct vs__section_desc secs[] = {
-    {"value", 1, sizeof(struct value_sec), NULL},
-    {"recommend", 1, sizeof(struct recommend_sec), NULL},
-    {"fraud", 1, sizeof(struct fraud_sec), NULL},
+    {"value", 1, sizeof(struct value_sec), NULL, 0},
+    {"recommend", 1, sizeof(struct recommend_sec), NULL, 0},
+    {"fraud", 1, sizeof(struct fraud_sec), NULL, 0},
 };
 #define NSECS 3
 

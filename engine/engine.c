@@ -1435,7 +1435,9 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
     }
 
     /* The customer record has a section for every registered operator, enabled or not, so
-     * that turning an operator off and on keeps its state. */
+     * that turning an operator off and on keeps its state. A disabled operator's section is
+     * passive: kept as read, and not scanned for at each commit in the records that lack it
+     * (with the profile operator alone, 1.6 of its 1.9 KiB). */
     struct vs__section_desc secs[16];
     int nsecs = 0;
     e->nops = vs__operator_count;
@@ -1445,8 +1447,9 @@ int vs__engine_run(const struct vs_config *cfg, const struct vs__engine_run_opti
         e->ops[i].section = -1;
         if (op->state_size) {
             e->ops[i].section = nsecs;
-            secs[nsecs++] =
-                (struct vs__section_desc){op->name, op->state_version, op->state_size, op->upgrade};
+            int on = enabled_in_list(vs_config_str(cfg, "operators"), op->name);
+            secs[nsecs++] = (struct vs__section_desc){op->name, op->state_version, op->state_size,
+                                                      op->upgrade, !on};
         }
     }
     struct vs__store_options sopts = {

@@ -87,6 +87,7 @@ struct vs__customer {
     uint8_t dirty;
     uint8_t in_seal; /* its content is in the sealed commit, not yet in RocksDB */
     uint8_t sclass;
+    uint16_t present;      /* sections the stored record had (bit i: section i) */
     uint32_t seal_pos;     /* with in_seal: its place in sort_buf */
     char *id;              /* after the sections, NUL-terminated */
     const size_t *sec_off; /* the store's section offsets */
@@ -897,7 +898,8 @@ static size_t encode_record(struct vs__store *st, const struct vs__customer *c)
     for (int i = 0; i < st->nsecs; i++) {
         const struct vs__section_desc *d = &st->secs[i];
         const unsigned char *sec = c->data + st->sec_off[i];
-        if (d->size == 0 || is_zero(sec, d->size)) {
+        if (d->size == 0 || (d->passive && i < 16 && !(c->present & (1u << i))) ||
+            is_zero(sec, d->size)) {
             continue;
         }
         size_t nl = strlen(d->name);
@@ -923,9 +925,10 @@ static size_t encode_record(struct vs__store *st, const struct vs__customer *c)
  * unknown operator or a malformed record is an error naming the customer.
  */
 static int decode_record(struct vs__store *st, const unsigned char *buf, size_t len,
-                         unsigned char *data, const char *uid)
+                         unsigned char *data, const char *uid, uint16_t *present)
 {
     memset(data, 0, st->data_size);
+    *present = 0;
     if (len < VS__RECORD_HEADER || memcmp(buf, "VSC", 3) != 0) {
         return fail(st, VS_ECORRUPT, "customer %s: stored record is not a valuestream record", uid);
     }
@@ -967,6 +970,9 @@ static int decode_record(struct vs__store *st, const unsigned char *buf, size_t 
             return fail(st, VS_ECORRUPT, "customer %s: section \"%s\" appears twice", uid, d->name);
         }
         seen |= i < 64 ? (uint64_t)1 << i : 0;
+        if (i < 16) {
+            *present |= (uint16_t)(1u << i);
+        }
         unsigned char *dst = data + st->sec_off[i];
         if (version == d->version) {
             if (slen != d->size) {
@@ -1114,7 +1120,7 @@ int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
     if (sl) {
         st->sealed_reads++;
         int rc = decode_record(st, (const unsigned char *)st->seal_rep + sl->val_off, sl->val_len,
-                               e->data, e->id);
+                               e->data, e->id, &e->present);
         if (rc != 0) {
             entry_release(st, e);
             return rc;
@@ -1133,10 +1139,11 @@ int vs__store_customer(struct vs__store *st, const char *user_id, size_t len,
     } else if (ps) {
         size_t vlen = 0;
         const char *v = rocksdb_pinnableslice_value(ps, &vlen);
-        rc = decode_record(st, (const unsigned char *)v, vlen, e->data, e->id);
+        rc = decode_record(st, (const unsigned char *)v, vlen, e->data, e->id, &e->present);
         rocksdb_pinnableslice_destroy(ps);
     } else {
         memset(e->data, 0, st->data_size);
+        e->present = 0;
     }
     if (rc != 0) {
         entry_release(st, e);
@@ -2099,7 +2106,7 @@ int vs__store_foreach_customer(struct vs__store *st, vs__store_customer_fn fn, v
         memcpy(c->id, k, klen);
         c->id[klen] = '\0';
         c->id_len = (uint32_t)klen;
-        rc = decode_record(st, (const unsigned char *)v, vlen, c->data, c->id);
+        rc = decode_record(st, (const unsigned char *)v, vlen, c->data, c->id, &c->present);
         if (rc == 0) {
             rc = fn(arg, c->id, klen, c);
         }

@@ -33,6 +33,9 @@ struct vs__section_desc {
     uint32_t version;
     size_t size;
     int (*upgrade)(uint32_t from_version, const void *old, size_t old_len, void *section);
+    /* Nothing writes this section in this process (its operator is off): a record keeps it
+     * as it was read, and one read without it is not scanned for it at each commit. */
+    int passive;
 };
 
 /* The longest customer id the store keeps (records and timers); longer ids are VS_EINVAL, so

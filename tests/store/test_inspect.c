@@ -61,8 +61,8 @@ int vs__operator_index(const char *name)
 }
 
 static const struct vs__section_desc descs[] = {
-    {"alpha", 1, sizeof(struct alpha), NULL},
-    {"beta", 1, 3, NULL},
+    {"alpha", 1, sizeof(struct alpha), NULL, 0},
+    {"beta", 1, 3, NULL, 0},
 };
 
 /* ==== Helpers ==== */
@@ -335,7 +335,7 @@ static void test_bad_directories(void **state)
 
     /* a section written by a newer build of an operator */
     char *newer = tu_tmpdir();
-    const struct vs__section_desc v2[] = {{"alpha", 2, sizeof(struct alpha), NULL}};
+    const struct vs__section_desc v2[] = {{"alpha", 2, sizeof(struct alpha), NULL, 0}};
     struct vs__store_options so = {.cache_bytes = 1 << 20, .create_if_missing = 1, .no_sync = 1};
     char err[512];
     struct vs__store *st = vs__store_open(newer, v2, 1, &so, err, sizeof err);

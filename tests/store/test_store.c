@@ -55,8 +55,8 @@ static int beta_upgrade(uint32_t from, const void *old, size_t old_len, void *se
 }
 
 static const struct vs__section_desc secs_ab[] = {
-    {"alpha", 1, sizeof(struct sec_alpha), NULL},
-    {"beta", 2, sizeof(struct sec_beta), beta_upgrade},
+    {"alpha", 1, sizeof(struct sec_alpha), NULL, 0},
+    {"beta", 2, sizeof(struct sec_beta), beta_upgrade, 0},
 };
 
 static const struct vs__store_options opts_default = {
@@ -552,12 +552,61 @@ static void test_dirty_records_stay(void **state)
 
 /* ==== Section versions ==== */
 
+/* A passive section (its operator off) is kept as the record had it, through commits, evictions
+ * and reads back, and a record without it does not gain it. */
+static void test_passive_section_kept(void **state)
+{
+    char *dir = tu_tmpdir();
+    struct vs__store *st = open_ok(dir, secs_ab, 2, &opts_default);
+    touch(st, "u1", 5, "shoe");
+    assert_int_equal(vs__store_commit(st), 0);
+    vs__store_close(st);
+
+    struct vs__section_desc off[2] = {secs_ab[0], secs_ab[1]};
+    off[1].passive = 1;
+    struct vs__store_options o = opts_default;
+    o.cache_bytes = 16 << 10; /* a few records: u1 leaves the cache and is read back */
+    st = open_ok(dir, off, 2, &o);
+    struct vs__customer *c;
+    int is_new;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(vs__store_customer(st, "u1", 2, &c, &is_new), 0);
+        ((struct sec_alpha *)vs__customer_section(c, 0))->count += 10;
+        assert_int_equal(vs__store_customer(st, "u3", 2, &c, &is_new), 0);
+        ((struct sec_alpha *)vs__customer_section(c, 0))->count++;
+        assert_int_equal(vs__store_commit(st), 0);
+        for (int i = 0; i < 200; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "x%d", i);
+            assert_int_equal(vs__store_customer(st, id, strlen(id), &c, &is_new), 0);
+            ((struct sec_alpha *)vs__customer_section(c, 0))->count = 1;
+        }
+        assert_int_equal(vs__store_commit(st), 0);
+    }
+    vs__store_close(st);
+
+    st = open_ok(dir, secs_ab, 2, &opts_default);
+    assert_int_equal(vs__store_customer(st, "u1", 2, &c, &is_new), 0);
+    assert_int_equal(((struct sec_alpha *)vs__customer_section(c, 0))->count, 31);
+    const struct sec_beta *b = vs__customer_section(c, 1);
+    assert_int_equal(b->n, 2);
+    assert_int_equal(b->last_ts, 5000);
+    assert_int_equal(vs__store_customer(st, "u3", 2, &c, &is_new), 0);
+    assert_int_equal(((struct sec_alpha *)vs__customer_section(c, 0))->count, 3);
+    b = vs__customer_section(c, 1);
+    assert_int_equal(b->n, 0);
+    assert_int_equal(b->last_ts, 0);
+    vs__store_close(st);
+    tu_rmdir(dir);
+    (void)state;
+}
+
 static void test_section_upgrade(void **state)
 {
     char *dir = tu_tmpdir();
     const struct vs__section_desc v1[] = {
-        {"alpha", 1, sizeof(struct sec_alpha), NULL},
-        {"beta", 1, sizeof(struct sec_beta_v1), NULL},
+        {"alpha", 1, sizeof(struct sec_alpha), NULL, 0},
+        {"beta", 1, sizeof(struct sec_beta_v1), NULL, 0},
     };
     struct vs__store *st = open_ok(dir, v1, 2, &opts_default);
     struct vs__customer *c;
@@ -585,8 +634,8 @@ static void test_section_upgrade(void **state)
 
     /* version 2 without an upgrade: a clear error */
     const struct vs__section_desc noup[] = {
-        {"alpha", 1, sizeof(struct sec_alpha), NULL},
-        {"beta", 2, sizeof(struct sec_beta), NULL},
+        {"alpha", 1, sizeof(struct sec_alpha), NULL, 0},
+        {"beta", 2, sizeof(struct sec_beta), NULL, 0},
     };
     st = open_ok(dir, noup, 2, &opts_default);
     assert_int_equal(vs__store_customer(st, "old", 3, &c, &is_new), VS_EVERSION);
@@ -614,9 +663,9 @@ static void test_section_newer_and_unknown(void **state)
 {
     char *dir = tu_tmpdir();
     const struct vs__section_desc v3[] = {
-        {"alpha", 1, sizeof(struct sec_alpha), NULL},
-        {"beta", 3, sizeof(struct sec_beta), NULL},
-        {"gamma", 1, 8, NULL},
+        {"alpha", 1, sizeof(struct sec_alpha), NULL, 0},
+        {"beta", 3, sizeof(struct sec_beta), NULL, 0},
+        {"gamma", 1, 8, NULL, 0},
     };
     struct vs__store *st = open_ok(dir, v3, 3, &opts_default);
     struct vs__customer *c;
@@ -898,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_sealed_commits_equal_plain),
         cmocka_unit_test(test_evicted_sealed_records_read_back),
         cmocka_unit_test(test_dirty_records_stay),
+        cmocka_unit_test(test_passive_section_kept),
         cmocka_unit_test(test_section_upgrade),
         cmocka_unit_test(test_section_newer_and_unknown),
         cmocka_unit_test(test_missing_and_not_a_dir),

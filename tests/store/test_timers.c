@@ -16,7 +16,7 @@
 
 #include "store.h"
 
-static const struct vs__section_desc secs[] = {{"alpha", 1, 8, NULL}};
+static const struct vs__section_desc secs[] = {{"alpha", 1, 8, NULL, 0}};
 
 static const struct vs__store_options opts = {
     .cache_bytes = (size_t)4 << 20,
