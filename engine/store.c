@@ -2218,6 +2218,10 @@ void vs__store_stats(struct vs__store *st, struct vs__store_stats *out)
         rocksdb_writebatch_data(st->sealed, &n);
         out->batches += n;
     }
+    if (st->pend) {
+        rocksdb_writebatch_data(st->pend, &n);
+        out->batches += n;
+    }
     if (st->timers) {
         out->batches += vs__timerlog_bytes(st->timers) + vs__timerlog_bytes(st->timers_sealed);
     }
