@@ -310,7 +310,7 @@ static void *reaper_main(void *arg)
          * records (sched_switch call graphs). */
         if (!r->stop && r->n < REAP_WAKE) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_nsec += REAP_LINGER_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
@@ -327,7 +327,12 @@ static void *reaper_main(void *arg)
 static void reaper_start(struct reaper *r)
 {
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    /* The linger is timed on the monotonic clock: a step of the wall clock must not stretch it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
     r->running = pthread_create(&r->thread, NULL, reaper_main, r) == 0;
     if (r->running) {
         pthread_setname_np(r->thread, "vs:reaper");
