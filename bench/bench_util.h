@@ -39,7 +39,7 @@ static inline void bench_passthrough_conf(rd_kafka_conf_t *cc, rd_kafka_conf_t *
     bench_conf_set(pc, "linger.ms", "5");
     bench_conf_set(pc, "batch.num.messages", "10000");
     bench_conf_set(pc, "queue.buffering.max.messages", "1000000");
-    bench_conf_set(pc, "compression.codec", "lz4");
+    bench_conf_set(pc, "compression.codec", "none");
 }
 
 static inline double bench_now_s(void)
