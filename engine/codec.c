@@ -567,7 +567,6 @@ int vs__codec_encode_event(struct vs__codec *c, const struct vs_event *ev, const
     return encode_value(c, rec, c->opts.input_schema_id, buf, len);
 }
 
-/* Reset a record and set its nullable fields to null, so an operator sets only what it has. */
 /* Every field back to its empty value, every nullable one to null. */
 static void reset_record(struct vs__codec_slot *s)
 {
@@ -580,6 +579,13 @@ static void reset_record(struct vs__codec_slot *s)
             avro_value_reset(&s->fields[i]);
         }
     }
+}
+
+int vs_output_set_string(avro_value_t *value, const char *s)
+{
+    avro_wrapped_buffer_t buf;
+    int rc = avro_wrapped_buffer_new_string(&buf, s ? s : ""); /* wraps s, frees nothing */
+    return rc ? rc : avro_value_give_string_len(value, &buf);
 }
 
 avro_value_t *vs__codec_output_begin(struct vs__codec *c, enum vs_output out)

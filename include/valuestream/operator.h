@@ -108,6 +108,14 @@ avro_value_t *vs_output_begin(struct vs_ctx *ctx, enum vs_output out);
 int vs_output_send(struct vs_ctx *ctx, enum vs_output out, const char *key);
 
 /*
+ * Set a string value of an output record to s (NULL: the empty string) without copying it:
+ * s must stay as it is until vs_output_send(). avro_value_set_string() copies the string
+ * into a buffer of the value's own, and a string in an array's item gets a fresh buffer for
+ * every record (the next vs_output_begin() frees the items). Returns 0 or an errno code.
+ */
+int vs_output_set_string(avro_value_t *value, const char *s);
+
+/*
  * The position of a field in an output's records, for avro_value_get_by_index: a lookup by name
  * hashes and compares strings, so operators find their fields once, in init. path names a field
  * of the record ("user_id") or, through an array of records, of its items ("items.item_id").

@@ -114,7 +114,7 @@ static int emit(struct churn *c, struct vs_ctx *ctx, const char *user, int64_t n
     }
     avro_value_t f, b;
     AV(avro_value_get_by_index(rec, c->f_user, &f, NULL));
-    AV(avro_value_set_string(&f, user));
+    AV(vs_output_set_string(&f, user));
     AV(avro_value_get_by_index(rec, c->f_ts, &f, NULL));
     AV(avro_value_set_long(&f, now));
     AV(avro_value_get_by_index(rec, c->f_p_alive, &f, NULL));
@@ -137,13 +137,13 @@ static int emit(struct churn *c, struct vs_ctx *ctx, const char *user, int64_t n
     AV(avro_value_set_double(&f, a->clv));
     int tier = a->tier <= m->tiers.n ? a->tier : m->tiers.n;
     AV(avro_value_get_by_index(rec, c->f_tier, &f, NULL));
-    AV(avro_value_set_string(&f, m->tiers.name[tier]));
+    AV(vs_output_set_string(&f, m->tiers.name[tier]));
     AV(avro_value_get_by_index(rec, c->f_segment, &f, NULL));
-    AV(avro_value_set_string(&f, vs_rfm_segment_name(a->segment)));
+    AV(vs_output_set_string(&f, vs_rfm_segment_name(a->segment)));
     AV(avro_value_get_by_index(rec, c->f_reason, &f, NULL));
-    AV(avro_value_set_string(&f, c->reason));
+    AV(vs_output_set_string(&f, c->reason));
     AV(avro_value_get_by_index(rec, c->f_action, &f, NULL));
-    AV(avro_value_set_string(&f, c->actions.action[tier][a->segment]));
+    AV(vs_output_set_string(&f, c->actions.action[tier][a->segment]));
     return vs_output_send(ctx, VS_OUT_CHURN_ALERT, user);
 }
 

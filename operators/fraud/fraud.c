@@ -432,13 +432,13 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
     }
     avro_value_t field, branch, arr, elem, sub;
     AV(avro_value_get_by_index(rec, fr->f_event_id, &field, NULL));
-    AV(avro_value_set_string(&field, ev->event_id ? ev->event_id : ""));
+    AV(vs_output_set_string(&field, ev->event_id ? ev->event_id : ""));
     AV(avro_value_get_by_index(rec, fr->f_user_id, &field, NULL));
-    AV(avro_value_set_string(&field, ev->user_id));
+    AV(vs_output_set_string(&field, ev->user_id));
     AV(avro_value_get_by_index(rec, fr->f_order_id, &field, NULL));
     if (ev->order_id) {
         AV(avro_value_set_branch(&field, 1, &branch));
-        AV(avro_value_set_string(&branch, ev->order_id));
+        AV(vs_output_set_string(&branch, ev->order_id));
     } else {
         AV(avro_value_set_branch(&field, 0, &branch));
         AV(avro_value_set_null(&branch));
@@ -455,7 +455,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
     for (int r = 0; r < VS_FRAUD_RULE_COUNT; r++) {
         if (v->rules & (1u << r)) {
             AV(avro_value_append(&arr, &elem, NULL));
-            AV(avro_value_set_string(&elem, vs_fraud_rule_names[r]));
+            AV(vs_output_set_string(&elem, vs_fraud_rule_names[r]));
         }
     }
     AV(avro_value_get_by_index(rec, fr->f_top, &arr, NULL));
@@ -464,7 +464,7 @@ static int emit_alert(struct fraud *fr, struct vs_ctx *ctx, const struct vs_even
         double usual;
         AV(avro_value_append(&arr, &elem, NULL));
         AV(avro_value_get_by_index(&elem, fr->e_feature, &sub, NULL));
-        AV(avro_value_set_string(&sub, vs_fraud_feature_names[f]));
+        AV(vs_output_set_string(&sub, vs_fraud_feature_names[f]));
         AV(avro_value_get_by_index(&elem, fr->e_contribution, &sub, NULL));
         AV(avro_value_set_double(&sub, positive > 0 ? contrib[f] / positive : 0.0));
         AV(avro_value_get_by_index(&elem, fr->e_value, &sub, NULL));

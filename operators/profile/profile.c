@@ -199,7 +199,7 @@ static int emit(struct profile *p, struct vs_ctx *ctx, const struct vs_event *ev
 {
     avro_value_t *rec = vs_output_begin(ctx, VS_OUT_PROFILE), f, b;
     if (field(p, rec, F_USER_ID, &f) == 0) {
-        avro_value_set_string(&f, ev->user_id);
+        vs_output_set_string(&f, ev->user_id);
     }
     set_long(p, rec, F_TS, ev->ts);
     set_long(p, rec, F_FIRST_SEEN, s->first_seen);
@@ -241,10 +241,10 @@ static int emit(struct profile *p, struct vs_ctx *ctx, const struct vs_event *ev
         avro_value_set_int(&b, v.rfm_monetary);
     }
     if (branch(p, rec, F_SEGMENT, has_value, &b) == 0) {
-        avro_value_set_string(&b, v.segment);
+        vs_output_set_string(&b, v.segment);
     }
     if (branch(p, rec, F_TIER, has_value, &b) == 0) {
-        avro_value_set_string(&b, v.tier);
+        vs_output_set_string(&b, v.tier);
     }
     int rc = vs_output_send(ctx, VS_OUT_PROFILE, ev->user_id);
     if (rc == 0) {

@@ -153,18 +153,18 @@ static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event 
     }
     avro_value_t field, arr, elem, sub, branch;
     AV(avro_value_get_by_index(rec, op->f_user, &field, NULL));
-    AV(avro_value_set_string(&field, ev->user_id));
+    AV(vs_output_set_string(&field, ev->user_id));
     AV(avro_value_get_by_index(rec, op->f_ts, &field, NULL));
     AV(avro_value_set_long(&field, ev->ts));
     AV(avro_value_get_by_index(rec, op->f_trigger, &field, NULL));
-    AV(avro_value_set_string(&field, ev->event_id ? ev->event_id : ""));
+    AV(vs_output_set_string(&field, ev->event_id ? ev->event_id : ""));
     AV(avro_value_get_by_index(rec, op->f_version, &field, NULL));
     AV(avro_value_set_long(&field, vs_rec_stats(op->rec).learned));
     AV(avro_value_get_by_index(rec, op->f_items, &arr, NULL));
     for (int e = 0; e < n; e++) {
         AV(avro_value_append(&arr, &elem, NULL));
         AV(avro_value_get_by_index(&elem, op->f_item_id, &sub, NULL));
-        AV(avro_value_set_string(&sub, vs_mf_item_id(mf, list[e].item)));
+        AV(vs_output_set_string(&sub, vs_mf_item_id(mf, list[e].item)));
         AV(avro_value_get_by_index(&elem, op->f_score, &sub, NULL));
         AV(avro_value_set_double(&sub, (double)list[e].score));
         AV(avro_value_get_by_index(&elem, op->f_reason, &sub, NULL));
@@ -172,7 +172,7 @@ static int emit(struct recommend *op, struct vs_ctx *ctx, const struct vs_event 
         AV(avro_value_get_by_index(&elem, op->f_related, &sub, NULL));
         if (list[e].reason == VS_REC_TOGETHER && list[e].related >= 0) {
             AV(avro_value_set_branch(&sub, 1, &branch));
-            AV(avro_value_set_string(&branch, vs_mf_item_id(mf, list[e].related)));
+            AV(vs_output_set_string(&branch, vs_mf_item_id(mf, list[e].related)));
         } else {
             AV(avro_value_set_branch(&sub, 0, &branch));
             AV(avro_value_set_null(&branch));

@@ -1,8 +1,8 @@
 /*
  * The Avro codec: round trips of the input and every output schema, every validation rule,
  * Confluent framing, garbage that must be rejected without a crash, agreement of the
- * specialised event reader with Avro C's generic reader, no allocation per decoded event, and
- * output field positions found by path.
+ * specialised event reader with Avro C's generic reader, no allocation per decoded event,
+ * output field positions found by path, and output strings set without a copy.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -419,6 +419,75 @@ static void test_decode_allocates_nothing(void **state)
     vs__codec_free(c);
 }
 
+/* A recommendation list of n items, its strings set by vs_output_set_string (borrow) or by
+ * avro_value_set_string (copy); the encoded bytes go to out. */
+static size_t build_list(struct vs__codec *c, char ids[][16], int n, int borrow, char *out)
+{
+    avro_value_t *rec = vs__codec_output_begin(c, VS_OUT_RECOMMENDATION), f, arr, elem, sub, b;
+    assert_int_equal(avro_value_get_by_name(rec, "user_id", &f, NULL), 0);
+    assert_int_equal(borrow ? vs_output_set_string(&f, ids[0]) : avro_value_set_string(&f, ids[0]),
+                     0);
+    assert_int_equal(avro_value_get_by_name(rec, "items", &arr, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(avro_value_append(&arr, &elem, NULL), 0);
+        assert_int_equal(avro_value_get_by_name(&elem, "item_id", &sub, NULL), 0);
+        assert_int_equal(
+            borrow ? vs_output_set_string(&sub, ids[i]) : avro_value_set_string(&sub, ids[i]), 0);
+        assert_int_equal(avro_value_get_by_name(&elem, "related_item_id", &sub, NULL), 0);
+        assert_int_equal(avro_value_set_branch(&sub, 1, &b), 0);
+        assert_int_equal(borrow ? vs_output_set_string(&b, ids[n - 1 - i])
+                                : avro_value_set_string(&b, ids[n - 1 - i]),
+                         0);
+    }
+    const void *buf;
+    size_t len;
+    assert_int_equal(vs__codec_output_encode(c, VS_OUT_RECOMMENDATION, &buf, &len), 0);
+    memcpy(out, buf, len);
+    return len;
+}
+
+/* vs_output_set_string encodes what avro_value_set_string does, from the caller's memory (a
+ * change made before the encoding is in it), and a record of borrowed strings allocates
+ * nothing after warm-up, where copied strings in array items allocate at every record. */
+static void test_output_strings_borrowed(void **state)
+{
+    char err[256], a[4096], b[4096];
+    struct vs__codec *c = vs__codec_new(NULL, err, sizeof(err));
+    char ids[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "item-%d", i * 37);
+    }
+    size_t la = build_list(c, ids, 20, 1, a), lb = build_list(c, ids, 20, 0, b);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+
+    avro_value_t *rec = vs__codec_output_begin(c, VS_OUT_RECOMMENDATION), f;
+    char user[8] = "u-1";
+    assert_int_equal(avro_value_get_by_name(rec, "user_id", &f, NULL), 0);
+    assert_int_equal(vs_output_set_string(&f, user), 0);
+    user[2] = '2';
+    const void *buf;
+    size_t len;
+    assert_int_equal(vs__codec_output_encode(c, VS_OUT_RECOMMENDATION, &buf, &len), 0);
+    char *json = NULL;
+    memcpy(a, buf, len);
+    assert_int_equal(vs__codec_output_to_json(c, VS_OUT_RECOMMENDATION, a, len, &json), 0);
+    assert_non_null(strstr(json, "\"u-2\""));
+    free(json);
+
+    if (VS_COUNT_ALLOCS) {
+        long before = alloc_count;
+        for (int r = 0; r < 100; r++) {
+            build_list(c, ids, 20, 1, a);
+        }
+        assert_int_equal(alloc_count - before, 0);
+        before = alloc_count;
+        build_list(c, ids, 20, 0, b);
+        assert_true(alloc_count - before >= 20);
+    }
+    vs__codec_free(c);
+}
+
 /* Field positions by path agree with Avro C's lookup by name, through an array of records too;
  * names the schema lacks, and paths through a field that holds no record, are not found. */
 static void test_output_field_positions(void **state)
@@ -468,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_outputs_round_trip),
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_output_field_positions),
+        cmocka_unit_test(test_output_strings_borrowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
