@@ -5,11 +5,13 @@
  * The broker runs in this process; the engine runs as the real binary in a child process (its
  * peak RSS is the engine's own process.peak_rss_mib metric), once with only the profile operator
  * and once with every operator. Each side is timed from its first fetched record to its last (group
- * joins and start-up excluded), five rounds, alternating (the passthrough first in odd rounds,
- * the engine first in even ones); the medians and their ratios are reported, and beside the
- * headline ratio of medians the median of the rounds' own ratios (round_ratio_median: each
- * round's pair runs back to back, under the same load of a shared machine). The last line of stdout
- * is one JSON object, also written to bench/results/throughput.json.
+ * joins and start-up excluded), five rounds (--rounds); the headline pair, the passthrough and the
+ * profile operator, runs in nine (--pair-rounds: on a shared machine one replay's speed moves by
+ * a fifth from run to run, and so does a round's ratio), alternating (the passthrough first in
+ * odd rounds, the engine first in even ones); the medians and their ratios are reported, and
+ * beside the headline ratio of medians the median of the rounds' own ratios (round_ratio_median:
+ * each round's pair runs back to back, under the same load of a shared machine). The last line of
+ * stdout is one JSON object, also written to bench/results/throughput.json.
  *
  * A third configuration, every operator but value and churn, gives the share those two add to
  * the engine's time per event: measured right after every operator in each round, and the
@@ -28,7 +30,9 @@
  * reports the seconds from each start to the first record fetched.
  *
  *   bench_throughput [--events N] [--customers N] [--cache-mb N] [--partitions N] [--rounds N]
- *                    [--extra LIST] [--profile-only] [--restart]
+ *                    [--pair-rounds N] [--extra LIST] [--profile-only] [--restart]
+ *
+ * --pair-rounds defaults to 9, or to --rounds with --profile-only or more than 9 rounds.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -196,16 +200,13 @@ static int append_events(const char *boot, int64_t n, const char *cust, const ch
 int main(int argc, char **argv)
 {
     int64_t events = 500000, customers = 0;
-    int partitions = 32, rounds = 5;
-    static const struct option opts[] = {{"events", required_argument, NULL, 'e'},
-                                         {"customers", required_argument, NULL, 'c'},
-                                         {"cache-mb", required_argument, NULL, 'm'},
-                                         {"partitions", required_argument, NULL, 'p'},
-                                         {"rounds", required_argument, NULL, 'r'},
-                                         {"extra", required_argument, NULL, 'x'},
-                                         {"profile-only", no_argument, NULL, 'P'},
-                                         {"restart", no_argument, NULL, 'R'},
-                                         {NULL, 0, NULL, 0}};
+    int partitions = 32, rounds = 5, pair_rounds = 0;
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'e'},   {"customers", required_argument, NULL, 'c'},
+        {"cache-mb", required_argument, NULL, 'm'}, {"partitions", required_argument, NULL, 'p'},
+        {"rounds", required_argument, NULL, 'r'},   {"pair-rounds", required_argument, NULL, 'q'},
+        {"extra", required_argument, NULL, 'x'},    {"profile-only", no_argument, NULL, 'P'},
+        {"restart", no_argument, NULL, 'R'},        {NULL, 0, NULL, 0}};
     int restart = 0;
     const char *extra = NULL;
     int profile_only = 0;
@@ -222,6 +223,8 @@ int main(int argc, char **argv)
             partitions = atoi(optarg);
         } else if (c == 'r') {
             rounds = atoi(optarg);
+        } else if (c == 'q') {
+            pair_rounds = atoi(optarg);
         } else if (c == 'x') {
             extra = optarg;
         } else if (c == 'P') {
@@ -230,12 +233,16 @@ int main(int argc, char **argv)
             restart = 1;
         } else {
             fprintf(stderr, "usage: bench_throughput [--events N] [--customers N] [--cache-mb N] "
-                            "[--partitions N] [--rounds N] [--extra LIST] [--profile-only] "
-                            "[--restart]\n");
+                            "[--partitions N] [--rounds N] [--pair-rounds N] [--extra LIST] "
+                            "[--profile-only] [--restart]\n");
             return 2;
         }
     }
-    if (rounds < 1 || rounds > 15 || events < 1000 || partitions < 1) {
+    if (!pair_rounds) {
+        pair_rounds = profile_only || rounds > 9 ? rounds : 9;
+    }
+    if (rounds < 1 || rounds > 15 || pair_rounds < 1 || pair_rounds > 15 || events < 1000 ||
+        partitions < 1) {
         fprintf(stderr, "bench_throughput: bad arguments\n");
         return 2;
     }
@@ -272,23 +279,27 @@ int main(int argc, char **argv)
     }
     double pt[15], eng[15], all[15], rss[15], rss_all[15], novc[15], rss_novc[15], ext[15],
         rss_ext[15], fr[15], rss_fr[15], fra[15], rss_fra[15], rec[15], rss_rec[15];
-    for (int r = 0; r < rounds; r++) {
+    int nrounds = rounds > pair_rounds ? rounds : pair_rounds;
+    for (int r = 0; r < nrounds; r++) {
         char out[64];
         snprintf(out, sizeof(out), "bench.passthrough");
         /* With --restart, the last profile run's state is kept for the restarts below. The
          * pair in alternating order, so that neither side always runs after the other. */
         struct engine_run keep = {kept, NULL, NULL, 0};
-        if (r % 2 == 1) {
+        pt[r] = eng[r] = rss[r] = 0;
+        if (r < pair_rounds && r % 2 == 1) {
             eng[r] = engine_in(boot, "profile", r, &rss[r], total,
-                               restart && r == rounds - 1 ? &keep : NULL);
+                               restart && r == pair_rounds - 1 ? &keep : NULL);
         }
-        pt[r] = passthrough(boot, "bench.events", out, partitions, total);
-        if (r % 2 == 0) {
+        if (r < pair_rounds) {
+            pt[r] = passthrough(boot, "bench.events", out, partitions, total);
+        }
+        if (r < pair_rounds && r % 2 == 0) {
             eng[r] = engine_in(boot, "profile", r, &rss[r], total,
-                               restart && r == rounds - 1 ? &keep : NULL);
+                               restart && r == pair_rounds - 1 ? &keep : NULL);
         }
-        all[r] = rss_all[r] = novc[r] = rss_novc[r] = fr[r] = fra[r] = rec[r] = 0;
-        if (!profile_only) {
+        all[r] = rss_all[r] = novc[r] = rss_novc[r] = fr[r] = fra[r] = rec[r] = ext[r] = 0;
+        if (!profile_only && r < rounds) {
             /* Each model operator on its own, as a deployment that needs only its outputs
              * runs it: fraud scoring (alerts only, and a verdict for every purchase) and the
              * recommender. */
@@ -312,8 +323,8 @@ int main(int argc, char **argv)
                 all[r] = engine(boot, "value,churn,profile,recommend,fraud", r, &rss_all[r], total);
             }
         }
-        ext[r] = extra ? engine(boot, extra, r, &rss_ext[r], total) : 0;
-        if (extra) {
+        ext[r] = extra && r < rounds ? engine(boot, extra, r, &rss_ext[r], total) : 0;
+        if (extra && r < rounds) {
             fprintf(stderr, "round %d: engine (%s) %.0f ev/s\n", r + 1, extra, ext[r]);
         }
         fprintf(stderr,
@@ -338,14 +349,14 @@ int main(int argc, char **argv)
     /* The same for the headline pair: each round's own ratio (its two runs back to back), and
      * the median of those, beside the ratio of the two medians. */
     double pair[15];
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < pair_rounds; r++) {
         pair[r] = pt[r] > 0 ? eng[r] / pt[r] : 0;
     }
-    double pair_ratio = bench_median(pair, rounds);
-    double p = bench_median(pt, rounds), e1 = bench_median(eng, rounds),
+    double pair_ratio = bench_median(pair, pair_rounds);
+    double p = bench_median(pt, pair_rounds), e1 = bench_median(eng, pair_rounds),
            e2 = bench_median(all, rounds);
     double e3 = bench_median(novc, rounds), e4 = bench_median(ext, rounds);
-    double m1 = bench_median(rss, rounds), m2 = bench_median(rss_all, rounds);
+    double m1 = bench_median(rss, pair_rounds), m2 = bench_median(rss_all, rounds);
     double f1 = bench_median(fr, rounds), f2 = bench_median(fra, rounds),
            f3 = bench_median(rec, rounds);
     char json[4096];
@@ -355,9 +366,10 @@ int main(int argc, char **argv)
              "\"peak_rss_mib\":%.1f,"
              "\"all_operators_events_per_s\":%.0f,\"all_operators_ratio\":%.3f,"
              "\"all_operators_peak_rss_mib\":%.1f,\"without_value_churn_events_per_s\":%.0f,"
-             "\"value_churn_cost\":%.3f,\"customers\":%" PRId64 ",\"cache_mb\":%d,\"rounds\":%d}",
+             "\"value_churn_cost\":%.3f,\"customers\":%" PRId64 ",\"cache_mb\":%d,\"rounds\":%d,"
+             "\"pair_rounds\":%d}",
              total, e1, p, e1 / p, pair_ratio, m1, e2, e2 / p, m2, e3, vc_cost, customers, cache_mb,
-             rounds);
+             rounds, pair_rounds);
     if (!profile_only) {
         size_t l = strlen(json);
         snprintf(json + l - 1, sizeof(json) - l + 1,
@@ -387,11 +399,11 @@ int main(int argc, char **argv)
         snprintf(cust, sizeof(cust), "%" PRId64, customers / 100 > 100 ? customers / 100 : 100);
         int ok = !append_events(boot, more, cust, "2");
         int64_t added = topic_events(boot, partitions) - before;
-        ok = ok && engine_in(boot, "profile", rounds - 1, &rss_r, added, &all_run) > 0;
+        ok = ok && engine_in(boot, "profile", pair_rounds - 1, &rss_r, added, &all_run) > 0;
         before += added;
         ok = ok && !append_events(boot, more, cust, "3");
         added = topic_events(boot, partitions) - before;
-        ok = ok && engine_in(boot, "profile", rounds - 1, &rss_r, added, &group_run) > 0;
+        ok = ok && engine_in(boot, "profile", pair_rounds - 1, &rss_r, added, &group_run) > 0;
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", kept);
         if (system(cmd)) {
