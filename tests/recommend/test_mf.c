@@ -335,7 +335,8 @@ static double uniform(uint64_t *s)
 
 /*
  * The two builds of the eALS sweep and the Gram update, on the same random inputs, must agree
- * to the bit, at factor sizes and item counts that are and are not multiples of four.
+ * to the bit, at factor sizes and item counts that are and are not multiples of four, and the
+ * sweep must have read each item's row, transposed, exactly.
  */
 static void kernel_builds_agree(void **state)
 {
@@ -389,6 +390,15 @@ static void kernel_builds_agree(void **state)
                 (v ? avx2 : base)->eals(&job);
             }
             assert_memory_equal(cur[0], cur[1], (size_t)k * sizeof(double));
+            /* Both read the items' rows transposed, padded with zeros to mp. */
+            for (int v = 0; v < 2; v++) {
+                for (int f = 0; f < k; f++) {
+                    for (int j = 0; j < mp; j++) {
+                        double want = j < m ? (double)y[(size_t)idx[j] * (size_t)k + (size_t)f] : 0;
+                        assert_true(yt[v][f * mp + j] == want);
+                    }
+                }
+            }
             for (int r = 0; r < 50; r++) {
                 const float *old = y + (size_t)(r % ITEMS) * (size_t)k;
                 const float *new_row = y + (size_t)((r * 7 + 3) % ITEMS) * (size_t)k;
