@@ -1173,10 +1173,24 @@ const char *vs__customer_id(const struct vs__customer *c)
 
 /* ==== Offsets, watermarks and other meta ==== */
 
+/* A pending put or delete (meta, models): to the indexed batch that reads see, and in the same
+ * order to the plain batch the next commit begins with (vs__store_seal). */
+static void pending_put(struct vs__store *st, int cf, const char *key, size_t klen, const char *val,
+                        size_t vlen)
+{
+    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[cf], key, klen, val, vlen);
+    rocksdb_writebatch_put_cf(st->pend, st->cf[cf], key, klen, val, vlen);
+}
+
+static void pending_delete(struct vs__store *st, int cf, const char *key, size_t klen)
+{
+    rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[cf], key, klen);
+    rocksdb_writebatch_delete_cf(st->pend, st->cf[cf], key, klen);
+}
+
 static void put_meta_text(struct vs__store *st, const char *key, const char *val)
 {
-    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_META], key, strlen(key), val, strlen(val));
-    rocksdb_writebatch_put_cf(st->pend, st->cf[CF_META], key, strlen(key), val, strlen(val));
+    pending_put(st, CF_META, key, strlen(key), val, strlen(val));
 }
 
 static int meta_key(struct vs__store *st, char *buf, size_t cap, const char *kind,
@@ -1265,8 +1279,7 @@ static int meta_set_i64(struct vs__store *st, const char *kind, const char *topi
     }
     unsigned char v[8];
     put_le64(v, value);
-    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_META], key, (size_t)n, (const char *)v, 8);
-    rocksdb_writebatch_put_cf(st->pend, st->cf[CF_META], key, (size_t)n, (const char *)v, 8);
+    pending_put(st, CF_META, key, (size_t)n, (const char *)v, 8);
     return 0;
 }
 
@@ -1852,8 +1865,7 @@ int vs__store_model_put(struct vs__store *st, const char *key, const void *val, 
     if (st->read_only) {
         return fail(st, VS_EINVAL, "the store is open read-only");
     }
-    rocksdb_writebatch_wi_put_cf(st->wb, st->cf[CF_MODELS], key, strlen(key), val, len);
-    rocksdb_writebatch_put_cf(st->pend, st->cf[CF_MODELS], key, strlen(key), val, len);
+    pending_put(st, CF_MODELS, key, strlen(key), val, len);
     return 0;
 }
 
@@ -1862,8 +1874,7 @@ int vs__store_model_delete(struct vs__store *st, const char *key)
     if (st->read_only) {
         return fail(st, VS_EINVAL, "the store is open read-only");
     }
-    rocksdb_writebatch_wi_delete_cf(st->wb, st->cf[CF_MODELS], key, strlen(key));
-    rocksdb_writebatch_delete_cf(st->pend, st->cf[CF_MODELS], key, strlen(key));
+    pending_delete(st, CF_MODELS, key, strlen(key));
     return 0;
 }
 
