@@ -529,6 +529,13 @@ int vs__source_attach(struct vs__source *s, uv_loop_t *loop)
     }
     s->poll->data = s;
     uv_poll_start(s->poll, UV_READABLE, on_readable);
+    /* librdkafka writes to the fd only when an element lands on an empty queue. The partitions
+     * were assigned in vs__source_start, so records fetched since then sit in the queue and no
+     * write would ever come for them: one byte here makes the loop's first turn read them
+     * (tests/unit/test_source.c). Without it the first read waited for the commit timer. */
+    if (write(s->pipefd[1], "1", 1) != 1) {
+        return VS_EIO;
+    }
     return 0;
 }
 

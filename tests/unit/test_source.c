@@ -2,7 +2,8 @@
  * The source's record buffers against the embedded broker: with buffers far smaller than the
  * topic, partitions are paused and resumed (with the seek that restarts their fetch) many
  * times and their rings wrap and grow, and still every record of every partition arrives
- * exactly once, in offset order, with its key and payload intact.
+ * exactly once, in offset order, with its key and payload intact. And records fetched before
+ * the source is attached to the loop wake the loop on its first turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
+#include <uv.h>
 
 #include "broker.h"
 #include "config.h"
@@ -85,21 +87,30 @@ static void produce_all(const char *bootstrap)
     rd_kafka_destroy(p);
 }
 
-static void test_pause_resume_exactly_once(void **state)
+/* An embedded broker with the test topic filled, and a source config that reads it. */
+static struct vs_config *filled_topic(struct vs__broker **bp)
 {
-    (void)state;
     char err[512];
     struct vs__broker *b = vs__broker_new(err, sizeof(err));
     assert_non_null(b);
     assert_int_equal(vs__broker_create_topic(b, TOPIC, PARTS), 0);
     produce_all(vs__broker_bootstraps(b));
-
     const struct vs_config_key *const tables[] = {vs__source_config};
     struct vs_config *cfg = vs__config_new(tables, 1);
     char arg[256];
     snprintf(arg, sizeof(arg), "bootstrap.servers=%s", vs__broker_bootstraps(b));
     assert_int_equal(vs__config_set_arg(cfg, arg, err, sizeof(err)), 0);
     assert_int_equal(vs__config_set_arg(cfg, "input.topic=" TOPIC, err, sizeof(err)), 0);
+    *bp = b;
+    return cfg;
+}
+
+static void test_pause_resume_exactly_once(void **state)
+{
+    (void)state;
+    char err[512];
+    struct vs__broker *b;
+    struct vs_config *cfg = filled_topic(&b);
     assert_int_equal(vs__config_set_arg(cfg, "group.id=source-test", err, sizeof(err)), 0);
     /* 1 MiB over 3 partitions: about 350 KiB each, a tenth of a partition's 2.3 MB. */
     assert_int_equal(vs__config_set_arg(cfg, "input.buffer.mb=1", err, sizeof(err)), 0);
@@ -176,10 +187,69 @@ static void test_pause_resume_exactly_once(void **state)
     vs__broker_free(b);
 }
 
+/* What the loop saw: the first wake-up, and the records read on it. */
+struct wake {
+    struct vs__source *s;
+    uv_loop_t *loop;
+    int woken, fetched;
+};
+
+static void on_readable_fetch(void *arg)
+{
+    struct wake *w = arg;
+    if (!w->woken) {
+        w->woken = 1;
+        w->fetched = vs__source_fetch(w->s);
+    }
+    uv_stop(w->loop);
+}
+
+static void on_give_up(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/*
+ * librdkafka writes to a queue's event fd only when an element lands on an empty queue, and the
+ * partitions are assigned (and fetched) before the source is attached to the loop. The records
+ * already queued by then must still wake the loop at once, not when some timer happens to pump
+ * it: here no other handle could, and the loop gives up after five seconds.
+ */
+static void test_attach_wakes_for_queued_records(void **state)
+{
+    (void)state;
+    char err[512];
+    struct vs__broker *b;
+    struct vs_config *cfg = filled_topic(&b);
+    assert_int_equal(vs__config_set_arg(cfg, "input.assignment=all", err, sizeof(err)), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct wake w = {NULL, &loop, 0, 0};
+    struct vs__source_callbacks cb = {&w, on_assign, on_revoke, on_readable_fetch};
+    w.s = vs__source_new(cfg, &cb, err, sizeof(err));
+    assert_non_null(w.s);
+    assert_int_equal(vs__source_start(w.s, 10000, err, sizeof(err)), 0);
+    usleep(1000 * 1000); /* the fetches land on the queue before it is attached */
+    assert_int_equal(vs__source_attach(w.s, &loop), 0);
+    uv_timer_t give_up;
+    uv_timer_init(&loop, &give_up);
+    uv_timer_start(&give_up, on_give_up, 5000, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(w.woken);
+    assert_true(w.fetched > 0);
+    uv_close((uv_handle_t *)&give_up, NULL);
+    vs__source_free(w.s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    vs__config_free(cfg);
+    vs__broker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pause_resume_exactly_once),
+        cmocka_unit_test(test_attach_wakes_for_queued_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
