@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <execinfo.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -109,7 +110,7 @@ int posix_memalign(void **out, size_t align, size_t n)
     count();
     void *p = __libc_memalign(align, n);
     if (!p) {
-        return 12; /* ENOMEM */
+        return ENOMEM;
     }
     *out = p;
     return 0;
