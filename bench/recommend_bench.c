@@ -10,14 +10,17 @@
  *   stream                the operator's path on the engine's default synthetic shop (the
  *                         generator's 300k events of 20k customers over 2000 items, 60 days, seed
  *                         1): per event vs_rec_learn, vs_rec_list_due and, when a list is due,
- *                         vs_rec_top; thread CPU per event (best of 3 replays), and the wall
- *                         time of learning per event and of a list (median of the 3). Avro and
+ *                         vs_rec_top, and the test of the blend's mixes on the sampled events
+ *                         (vs_rec_adapt_due, vs_rec_top_test); thread CPU per event (best of 3
+ *                         replays), and the wall time of learning and of the tests per event
+ *                         and of a list (median of the 3). Avro and
  *                         Kafka are not in it: this is the recommender's share of the engine's
  *                         CPU, without the encoding of the lists it sends.
  *
  * Prints a JSON object as its last line and writes it to bench/results/recommend.json. Run from
  * the repository root. `recommend_bench stream` runs and prints the stream part alone (quick, for
- * trying a change) and writes nothing.
+ * trying a change) and writes nothing; `recommend_bench stream --csv FILE` also keeps the stream
+ * as a `csv` interaction log in FILE, for `valuestream eval recommend`.
  */
 #include <math.h>
 #include <stdio.h>
@@ -118,7 +121,7 @@ static int stream_sink(void *arg, const struct vs_event *ev)
 }
 
 struct stream_result {
-    double us_per_event, learn_us, top_us_per_list, lists_per_event;
+    double us_per_event, learn_us, adapt_us, top_us_per_list, lists_per_event;
     int64_t events, lists;
     uint64_t hash;
 };
@@ -136,15 +139,25 @@ static int stream_replay(const struct stream *s, struct stream_result *res)
         return -1;
     }
     struct vs_rec_entry list[VS_REC_MAX_N];
-    double learn = 0, top = 0;
+    double learn = 0, top = 0, adapt = 0;
     uint64_t hash = 0xcbf29ce484222325ull; /* of every list: the same input, the same lists */
     int64_t lists = 0;
     double c0 = cpu_us();
     for (size_t e = 0; e < s->n; e++) {
         const struct stream_event *ev = &s->ev[e];
         struct vs_rec_customer *cu = &cust[ev->customer];
+        const char *id = s->pool + ev->item;
         double t0 = now_us();
-        int32_t rc = vs_rec_learn(rec, cu, ev->type, s->pool + ev->item, ev->ts);
+        if (p.adapt && *id) { /* the operator's test of the blend's mixes */
+            int32_t row = vs_mf_find(vs_rec_mf(rec), id);
+            if (vs_rec_adapt_due(rec, cu, ev->type, row)) {
+                vs_rec_top_test(rec, cu, 0, NULL, 0, NULL, row);
+            }
+            double ta = now_us();
+            adapt += ta - t0;
+            t0 = ta;
+        }
+        int32_t rc = vs_rec_learn(rec, cu, ev->type, id, ev->ts);
         double t1 = now_us();
         learn += t1 - t0;
         if (rc >= 0 && vs_rec_list_due(rec, cu, ev->type, ev->ts) == VS_REC_DUE) {
@@ -169,6 +182,7 @@ static int stream_replay(const struct stream *s, struct stream_result *res)
     double total = cpu_us() - c0;
     res->us_per_event = total / (double)s->n;
     res->learn_us = learn / (double)s->n;
+    res->adapt_us = adapt / (double)s->n;
     res->top_us_per_list = lists ? top / (double)lists : 0;
     res->lists_per_event = (double)lists / (double)s->n;
     res->lists = lists;
@@ -228,11 +242,12 @@ static int bench_stream(struct stream_result *out, const char *csv_path)
         rc = stream_replay(&s, &r[i]);
     }
     if (rc == 0) {
-        double learn[3], top[3];
+        double learn[3], top[3], adapt[3];
         *out = r[0];
         for (int i = 0; i < 3; i++) {
             learn[i] = r[i].learn_us;
             top[i] = r[i].top_us_per_list;
+            adapt[i] = r[i].adapt_us;
             if (r[i].us_per_event < out->us_per_event) {
                 out->us_per_event = r[i].us_per_event;
             }
@@ -243,6 +258,7 @@ static int bench_stream(struct stream_result *out, const char *csv_path)
         }
         out->learn_us = median(learn, 3);
         out->top_us_per_list = median(top, 3);
+        out->adapt_us = median(adapt, 3);
     }
     for (uint32_t i = 0; i < s.nslots; i++) {
         free(s.users[i]);
@@ -286,12 +302,14 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     if (argc > 1 && strcmp(argv[1], "stream") == 0) {
         struct stream_result st;
-        if (bench_stream(&st, NULL) < 0) {
+        const char *keep = argc > 3 && strcmp(argv[2], "--csv") == 0 ? argv[3] : NULL;
+        if (bench_stream(&st, keep) < 0) {
             return 1;
         }
         printf("{\"events\":%lld,\"us_per_event\":%.2f,\"learn_us_per_event\":%.2f,"
-               "\"top_us_per_list\":%.2f,\"lists\":%lld,\"lists_hash\":\"%016llx\"}\n",
-               (long long)st.events, st.us_per_event, st.learn_us, st.top_us_per_list,
+               "\"adapt_us_per_event\":%.2f,\"top_us_per_list\":%.2f,\"lists\":%lld,"
+               "\"lists_hash\":\"%016llx\"}\n",
+               (long long)st.events, st.us_per_event, st.learn_us, st.adapt_us, st.top_us_per_list,
                (long long)st.lists, (unsigned long long)st.hash);
         return 0;
     }
@@ -415,12 +433,12 @@ int main(int argc, char **argv)
              "\"item_step_us_median\":%.2f,"
              "\"top20_us_median\":%.1f,\"sgemv_us_median\":%.1f,\"top20_ratio\":%.3f,"
              "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
-             "\"learn_us_per_event\":%.2f,\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,"
-             "\"lists_hash\":\"%016llx\"},"
+             "\"learn_us_per_event\":%.2f,\"adapt_us_per_event\":%.2f,"
+             "\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,\"lists_hash\":\"%016llx\"},"
              "\"diginetica\":%s,\"synthetic_shop\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, top_us,
              sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected,
-             (long long)st.events, st.us_per_event, st.learn_us, st.top_us_per_list,
+             (long long)st.events, st.us_per_event, st.learn_us, st.adapt_us, st.top_us_per_list,
              st.lists_per_event, (unsigned long long)st.hash, dig, syn);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);

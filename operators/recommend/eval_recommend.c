@@ -737,7 +737,9 @@ int vs_eval_recommend_main(int argc, char **argv)
                 }
                 struct vs_rec_entry list[TOP];
                 int32_t idx[TOP];
-                int n = vs_rec_top(rec, &u->cu, TOP, u->items.v, u->items.n, list);
+                /* The list first, then the test of the blend's mixes on the target: the same
+                 * scores, and no list is chosen with the item it is scored on. */
+                int n = vs_rec_top_test(rec, &u->cu, TOP, u->items.v, u->items.n, list, target);
                 for (int r = 0; r < n; r++) {
                     idx[r] = list[r].item;
                 }
@@ -811,8 +813,11 @@ int vs_eval_recommend_main(int argc, char **argv)
     if (rc == 0) {
         double tp = test_points > 0 ? (double)test_points : 1;
         struct vs_rec_stats st = vs_rec_stats(rec);
-        printf("events %zu, customers %u, items %d, rejected updates %lld\n", lg.n, lg.users.n,
-               vs_mf_items(mf), (long long)st.rejected);
+        struct vs_rec_blend b = vs_rec_blend(rec);
+        printf("events %zu, customers %u, items %d, rejected updates %lld, blend model %g "
+               "together %g trending %g after %lld tests\n",
+               lg.n, lg.users.n, vs_mf_items(mf), (long long)st.rejected, (double)b.model,
+               (double)b.together, (double)b.trending, (long long)b.tests);
         printf("{\"test_points\":%lld,\"events_per_s\":%.0f,"
                "\"model\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},"
                "\"baselines\":{\"recent_popularity\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},"

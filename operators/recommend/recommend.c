@@ -8,7 +8,10 @@
  * recommend.min.interval.ms of event time per customer, carrying the model version and the
  * triggering event. The customer's section holds their factors, recent items and the last list
  * sent, which also gives the live quality measure: when a customer interacts with an item, was
- * it in the last list they were sent (recommend.live.hits / recommend.live.checks)?
+ * it in the last list they were sent (recommend.live.hits / recommend.live.checks)? One in
+ * recommend.blend.adapt.sample interactions with an item new to the customer also tests the
+ * blend's candidate mixes before it is learned from (recommend.blend.tests), and lists use the
+ * mix that ranks such items best (recommend.blend.model.weight, recommend.blend.trending.weight).
  *
  * The item factors, Gram cache, co-occurrence and popularity are checkpointed by changed chunk
  * of 256 items in the same commit as the customers' state, and loaded whole in init.
@@ -26,8 +29,8 @@ struct recommend {
     struct vs_env *env;
     struct vs_rec *rec;
     int64_t *lists, *throttled, *no_item, *unknown_item, *bad_item, *rejected;
-    int64_t *live_hits, *live_checks;
-    double *hit_rate, *items, *version;
+    int64_t *live_hits, *live_checks, *blend_tests;
+    double *hit_rate, *items, *version, *blend_model, *blend_trending;
     int64_t rejected_seen;
     struct vs_rec_entry list[VS_REC_MAX_N];
     /* Field positions in the recommendation schema, found in init (vs_output_fields). */
@@ -136,6 +139,10 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
     op->hit_rate = vs_env_gauge(env, "recommend.live.hit_rate");
     op->items = vs_env_gauge(env, "recommend.model.items");
     op->version = vs_env_gauge(env, "recommend.model.version");
+    op->blend_tests = vs_env_counter(env, "recommend.blend.tests");
+    op->blend_model = vs_env_gauge(env, "recommend.blend.model.weight");
+    op->blend_trending = vs_env_gauge(env, "recommend.blend.trending.weight");
+    *op->blend_tests = vs_rec_blend(op->rec).tests;
     op->rejected_seen = vs_rec_stats(op->rec).rejected;
     *self = op;
     return 0;
@@ -196,6 +203,14 @@ static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_ev
     int gives = ev->type == VS_EVENT_VIEW || ev->type == VS_EVENT_ADD_TO_CART ||
                 ev->type == VS_EVENT_PURCHASE;
     int checks = gives && ev->item_id && *ev->item_id && cu->n_last > 0;
+    if (p->adapt && gives && ev->item_id && *ev->item_id) {
+        /* Test the blend's mixes on what the customer does next, before learning from it. */
+        int32_t row = vs_mf_find(vs_rec_mf(op->rec), ev->item_id);
+        if (vs_rec_adapt_due(op->rec, cu, ev->type, row)) {
+            vs_rec_top_test(op->rec, cu, 0, NULL, 0, NULL, row);
+            (*op->blend_tests)++;
+        }
+    }
     int32_t rc = vs_rec_learn(op->rec, cu, ev->type, ev->item_id, ev->ts);
     if (checks) {
         (*op->live_checks)++;
@@ -250,6 +265,9 @@ static void recommend_report(void *self)
     *op->hit_rate = *op->live_checks > 0 ? (double)*op->live_hits / (double)*op->live_checks : 0;
     *op->items = (double)vs_mf_items(vs_rec_mf(op->rec));
     *op->version = (double)vs_rec_stats(op->rec).learned;
+    struct vs_rec_blend b = vs_rec_blend(op->rec);
+    *op->blend_model = b.model;
+    *op->blend_trending = b.trending;
 }
 
 static int recommend_describe(const void *section, char *buf, size_t buflen)

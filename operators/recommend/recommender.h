@@ -26,6 +26,7 @@
 #define VS_REC_MAX_RECENT 32 /* recent items kept per customer */
 #define VS_REC_MAX_BOUGHT 32 /* bought items remembered per customer (excluded from lists) */
 #define VS_REC_MAX_N 50      /* longest list */
+#define VS_REC_MIXES 16      /* candidate blends tried online (recommend.blend.adapt) */
 
 /* Flags of a recent item. */
 #define VS_REC_VIEWED 1u
@@ -72,7 +73,11 @@ struct vs_rec_params {
     float cooc_decay;                  /* weight of the p-th most recent item: decay^p */
     double pop_tau_ms;                 /* popularity decay time constant */
     float blend_model, blend_together, blend_trending;
-    float model_ramp; /* interactions after which the model gets its full blend weight */
+    float model_ramp;      /* interactions after which the model gets its full blend weight */
+    int adapt;             /* tune the blend online among VS_REC_MIXES candidate mixes */
+    int adapt_sample;      /* the engine tests the mixes on one in this many eligible events */
+    double adapt_halflife; /* tests after which a mix's past counts half */
+    double adapt_margin;   /* lead over the mix in use that a mix needs to replace it */
 };
 
 /* The declared config keys (ended by {NULL}); the operator's config table. The seed of new
@@ -127,6 +132,31 @@ int32_t vs_rec_learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event
  */
 int vs_rec_top(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const int32_t *extra,
                int n_extra, struct vs_rec_entry *out);
+
+/*
+ * vs_rec_top, and then, when target is an item row (>= 0; n may be 0 for no list), the test of
+ * every candidate mix of the blend on it with the same scores (recommend.blend.adapt): call it
+ * with the item the customer interacts with next, before learning from that interaction.
+ * Later lists use the mix with the best recent NDCG@10. Allocates nothing.
+ */
+int vs_rec_top_test(struct vs_rec *r, const struct vs_rec_customer *cu, int n, const int32_t *extra,
+                    int n_extra, struct vs_rec_entry *out, int32_t target);
+
+/*
+ * Whether the engine tests the mixes on this interaction, before learning from it: with
+ * recommend.blend.adapt, a positive interaction of a known customer with a known item (a row)
+ * that is new to them is eligible, and one in recommend.blend.adapt.sample eligible ones is
+ * tested (counted here, in event order).
+ */
+int vs_rec_adapt_due(struct vs_rec *r, const struct vs_rec_customer *cu, enum vs_event_type type,
+                     int32_t item);
+
+/* The blend lists use now: the configured weights times the leading mix's multipliers. */
+struct vs_rec_blend {
+    float model, together, trending;
+    int64_t tests; /* tests of the mixes so far */
+};
+struct vs_rec_blend vs_rec_blend(const struct vs_rec *r);
 
 /* Mark an item unavailable (never recommended) or available again. 0 or VS_EINVAL. */
 int vs_rec_set_available(struct vs_rec *r, int32_t item, int available);

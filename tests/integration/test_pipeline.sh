@@ -16,6 +16,9 @@ dead=$(metric "$WORK/m1.json" events.deadlettered)
 assert_eq "$N" $((processed + dead)) "processed + dead-lettered"
 assert_eq 0 "$dead" "dead letters of a clean stream"
 assert_gt "$(metric "$WORK/m1.json" outputs.vs.profiles)" 0 "profiles emitted"
+assert_gt "$(metric "$WORK/m1.json" recommend.blend.tests)" 100 "tests of the blend's mixes"
+assert_cmp "$(metric "$WORK/m1.json" recommend.blend.trending.weight)" 'v > 0' \
+    "the blend's trending weight"
 assert_eq 0 "$(metric "$WORK/m1.json" outputs.failed)" "failed deliveries"
 assert_gt "$(metric "$WORK/m1.json" memory.trims)" 0 "free memory handed back (memory.trim.interval.ms)"
 assert_eq 0 "$(metric "$WORK/m1.json" input.pauses)" "partitions paused (the whole input fits input.buffer.mb)"
@@ -25,7 +28,8 @@ assert_eq 3000 "$(wc -l < "$WORK/state1.json")" "customers in the state"
 run "$WORK/s2" "$WORK/m2.json" g2
 "$VS_BIN" inspect --state "$WORK/s2" --all --json > "$WORK/state2.json"
 cmp "$WORK/state1.json" "$WORK/state2.json" && echo "ok: two runs give identical state"
-for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts outputs.vs.fraud-alerts; do
+for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts outputs.vs.fraud-alerts \
+    recommend.blend.tests recommend.blend.model.weight recommend.blend.trending.weight; do
     assert_eq "$(metric "$WORK/m1.json" $k)" "$(metric "$WORK/m2.json" $k)" "$k in both runs"
 done
 # A customer cache far smaller than the customers: commits forced by the full cache hold

@@ -337,6 +337,112 @@ static void model_beats_popularity_on_planted_taste(void **state)
     vs_rec_free(r);
 }
 
+/*
+ * Two logs where one signal alone predicts the next item. "Best-sellers": every view is of a
+ * steeply popular item, so recent popularity predicts and co-occurrence is noise. "Bundles":
+ * customers browse one of forty bundles of ten items, all equally popular, so co-occurrence
+ * predicts and popularity is noise. Prequential, as `eval recommend` runs: the list, then the
+ * test of the blend's mixes on the item, then learning from it. Returns HR@10 hits.
+ */
+enum adapt_log { BEST_SELLERS, BUNDLES };
+static int replay_for_adapt(enum adapt_log log, int adapt, int events, double margin,
+                            struct vs_rec_blend *blend, int *tests, int *pop_hits)
+{
+    struct vs_rec_params p = small_params();
+    p.adapt = adapt;
+    p.adapt_halflife = 300;
+    p.adapt_margin = margin;
+    struct vs_rec *r = make(&p);
+    enum { CUSTOMERS = 400 };
+    struct vs_rec_customer *cust = calloc(CUSTOMERS, sizeof(*cust));
+    int *bundle = calloc(CUSTOMERS, sizeof(int));
+    float *pop = malloc(400 * sizeof(float));
+    uint64_t s = 99;
+    int hits = 0;
+    *tests = *pop_hits = 0;
+    for (int e = 0; e < events; e++) {
+        int c = (int)(rnd(&s) % CUSTOMERS), item;
+        if (log == BEST_SELLERS) {
+            /* item k with probability about 1 / (k + 1) among 400 */
+            double u = (double)(rnd(&s) % 1000000) / 1e6;
+            item = (int)pow(400.0, u) - 1;
+        } else {
+            if (cust[c].interactions == 0 || rnd(&s) % 8 == 0) {
+                bundle[c] = (int)(rnd(&s) % 40);
+            }
+            item = bundle[c] * 10 + (int)(rnd(&s) % 10);
+        }
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", item);
+        int32_t row = vs_mf_find(vs_rec_mf(r), id);
+        int fresh = row >= 0 && cust[c].interactions > 0;
+        for (int k = 0; fresh && k < cust[c].n_recent; k++) {
+            fresh = cust[c].recent[k] != row;
+        }
+        if (fresh) {
+            struct vs_rec_entry list[10];
+            int n = vs_rec_top_test(r, &cust[c], 10, cust[c].recent, cust[c].n_recent, list, row);
+            for (int k = 0; k < n; k++) {
+                hits += list[k].item == row;
+            }
+            (*tests)++;
+            /* Recent popularity alone, for reference. */
+            int32_t count = vs_mf_items(vs_rec_mf(r)), idx[10];
+            memcpy(pop, vs_pop_scaled(vs_rec_pop(r)), sizeof(float) * (size_t)count);
+            for (int k = 0; k < cust[c].n_recent; k++) {
+                pop[cust[c].recent[k]] = -INFINITY;
+            }
+            n = vs_rec_select(pop, count, 10, idx);
+            for (int k = 0; k < n; k++) {
+                *pop_hits += idx[k] == row;
+            }
+        }
+        assert_true(vs_rec_learn(r, &cust[c], VS_EVENT_VIEW, id, 1700000000000LL + e) >= 0);
+    }
+    *blend = vs_rec_blend(r);
+    free(pop);
+    free(bundle);
+    free(cust);
+    vs_rec_free(r);
+    return hits;
+}
+
+static void adapt_follows_the_signal_that_predicts(void **state)
+{
+    struct vs_rec_params d;
+    vs_rec_params_default(&d);
+    struct vs_rec_blend fixed_b, adapt_b;
+    int tests, pop, pop2;
+    /* Best-sellers: the mix moves to popularity and comes within 3 % of popularity alone; the
+     * configured blend, which trusts co-occurrence, stays more than 5 % behind it. */
+    int fixed = replay_for_adapt(BEST_SELLERS, 0, 16000, 4, &fixed_b, &tests, &pop);
+    int adapted = replay_for_adapt(BEST_SELLERS, 1, 16000, 4, &adapt_b, &tests, &pop2);
+    print_message("best-sellers: HR@10 hits of %d tests: fixed %d, adapted %d, popularity %d\n",
+                  tests, fixed, adapted, pop);
+    assert_true(tests > 5000 && pop == pop2);
+    assert_true(fixed_b.trending == d.blend_trending && fixed_b.tests == 0);
+    assert_true(adapt_b.tests == tests);
+    assert_true(adapt_b.trending >= 40 * d.blend_trending);
+    assert_true(fixed * 100 < pop * 95);
+    assert_true(adapted * 100 >= pop * 97);
+    /* Bundles: co-occurrence keeps the lead (trending stays far below it), nothing is lost. */
+    fixed = replay_for_adapt(BUNDLES, 0, 16000, 4, &fixed_b, &tests, &pop);
+    adapted = replay_for_adapt(BUNDLES, 1, 16000, 4, &adapt_b, &tests, &pop2);
+    print_message("bundles: HR@10 hits of %d tests: fixed %d, adapted %d, popularity %d\n", tests,
+                  fixed, adapted, pop);
+    assert_true(adapt_b.tests == tests && tests > 5000);
+    assert_true(adapt_b.trending < adapt_b.together / 2);
+    assert_true(adapted * 100 >= fixed * 97);
+    assert_true(adapted > 3 * pop);
+    /* A short log where the mixes differ little: its hundred-odd tests move the blend off the
+     * configured one only without the margin. */
+    replay_for_adapt(BUNDLES, 1, 500, 0, &adapt_b, &tests, &pop);
+    assert_true(adapt_b.tests == tests && tests > 100);
+    assert_true(adapt_b.model != d.blend_model || adapt_b.trending != d.blend_trending);
+    replay_for_adapt(BUNDLES, 1, 500, 4, &adapt_b, &tests, &pop);
+    assert_true(adapt_b.model == d.blend_model && adapt_b.trending == d.blend_trending);
+}
+
 static void cooc_is_bounded(void **state)
 {
     char err[64];
@@ -591,6 +697,27 @@ static int kv_equal(const struct kv *a, const struct kv *b)
     return 1;
 }
 
+/* Two recommenders that learned the same events give the same lists and save the same bytes. */
+static void assert_same_model(struct vs_rec *a, struct vs_rec_customer *ca, struct vs_rec *c,
+                              struct vs_rec_customer *cc, int n_cust)
+{
+    struct vs_rec_entry la[20], lc[20];
+    for (int u = 0; u < n_cust; u++) {
+        int na = vs_rec_top(a, &ca[u], 20, NULL, 0, la);
+        int nc = vs_rec_top(c, &cc[u], 20, NULL, 0, lc);
+        assert_int_equal(na, nc);
+        assert_memory_equal(la, lc, sizeof(la[0]) * (size_t)na);
+    }
+    struct kv k2, k3;
+    memset(&k2, 0, sizeof(k2));
+    memset(&k3, 0, sizeof(k3));
+    assert_int_equal(vs_rec_save(a, kv_put, &k2), 0);
+    assert_int_equal(vs_rec_save(c, kv_put, &k3), 0);
+    assert_true(kv_equal(&k2, &k3));
+    kv_free(&k2);
+    kv_free(&k3);
+}
+
 static void checkpoint_round_trip_and_determinism(void **state)
 {
     struct vs_rec_params p = small_params();
@@ -628,19 +755,7 @@ static void checkpoint_round_trip_and_determinism(void **state)
         learn(a, &ca[e % 60], VS_EVENT_VIEW, (e * 7) % 230, 1800000001000LL + e);
         learn(c, &cc[e % 60], VS_EVENT_VIEW, (e * 7) % 230, 1800000001000LL + e);
     }
-    struct vs_rec_entry la[20], lc[20];
-    for (int u = 0; u < 60; u++) {
-        int na = vs_rec_top(a, &ca[u], 20, NULL, 0, la);
-        int nc = vs_rec_top(c, &cc[u], 20, NULL, 0, lc);
-        assert_int_equal(na, nc);
-        assert_memory_equal(la, lc, sizeof(la[0]) * (size_t)na);
-    }
-    struct kv k2, k3;
-    memset(&k2, 0, sizeof(k2));
-    memset(&k3, 0, sizeof(k3));
-    assert_int_equal(vs_rec_save(a, kv_put, &k2), 0);
-    assert_int_equal(vs_rec_save(c, kv_put, &k3), 0);
-    assert_true(kv_equal(&k2, &k3));
+    assert_same_model(a, ca, c, cc, 60);
 
     /* A fresh store loads as an empty model; a store with a chunk missing is refused. */
     struct kv empty;
@@ -668,10 +783,107 @@ static void checkpoint_round_trip_and_determinism(void **state)
 
     kv_free(&ka);
     kv_free(&kb);
-    kv_free(&k2);
-    kv_free(&k3);
     vs_rec_free(a);
     vs_rec_free(b);
+    vs_rec_free(c);
+}
+
+/* Prequential events of best-sellers (item k with probability about 1 / (k + 1) of 200):
+ * before each is learned, the blend's mixes are tested on it. */
+static void tested_events(struct vs_rec *r, struct vs_rec_customer *cust, int n_cust, int events,
+                          uint64_t *s, int64_t ts0)
+{
+    for (int e = 0; e < events; e++) {
+        int c = (int)(rnd(s) % (uint64_t)n_cust);
+        int item = (int)pow(200.0, (double)(rnd(s) % 1000000) / 1e6) - 1;
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", item);
+        int32_t row = vs_mf_find(vs_rec_mf(r), id);
+        if (vs_rec_adapt_due(r, &cust[c], VS_EVENT_VIEW, row)) {
+            vs_rec_top_test(r, &cust[c], 0, NULL, 0, NULL, row);
+        }
+        assert_true(vs_rec_learn(r, &cust[c], VS_EVENT_VIEW, id, ts0 + e) >= 0);
+    }
+}
+
+static int kv_find(const struct kv *kv, const char *key)
+{
+    for (int i = 0; i < kv->n; i++) {
+        if (!strcmp(kv->key[i], key)) {
+            return i;
+        }
+    }
+    fail_msg("no key %s", key);
+    return -1;
+}
+
+/* The choice of the blend is part of the model: checkpointed, resumed, and a version-1 store
+ * (from before it existed) loads with the configured blend. */
+static void adapt_state_survives_a_restart(void **state)
+{
+    struct vs_rec_params p = small_params();
+    p.adapt_sample = 2;
+    p.adapt_halflife = 200;
+    struct vs_rec *a = make(&p);
+    struct vs_rec_customer ca[60];
+    memset(ca, 0, sizeof(ca));
+    uint64_t s = 5;
+    tested_events(a, ca, 60, 4000, &s, 1700000000000LL);
+    struct vs_rec_blend ba = vs_rec_blend(a);
+    assert_true(ba.tests > 500);
+    assert_true(ba.trending > p.blend_trending); /* moved towards popularity */
+    struct kv ka;
+    memset(&ka, 0, sizeof(ka));
+    assert_int_equal(vs_rec_save(a, kv_put, &ka), 0);
+
+    struct vs_rec *c = make(&p);
+    char err[256];
+    assert_int_equal(vs_rec_load(c, kv_get, &ka, err, sizeof(err)), 0);
+    struct vs_rec_blend bc = vs_rec_blend(c);
+    assert_true(bc.model == ba.model && bc.trending == ba.trending && bc.tests == ba.tests);
+    struct vs_rec_customer cc[60];
+    memcpy(cc, ca, sizeof(ca));
+    uint64_t s2 = s;
+    tested_events(a, ca, 60, 2000, &s, 1700000010000LL);
+    tested_events(c, cc, 60, 2000, &s2, 1700000010000LL);
+    assert_same_model(a, ca, c, cc, 60);
+
+    /* Version 1 of "meta" ended after the stats: it loads, with the configured blend. */
+    struct v1 {
+        uint32_t magic, version;
+        int32_t items, pad;
+        struct vs_rec_stats stats;
+    };
+    int m = kv_find(&ka, "meta");
+    struct v1 old;
+    memcpy(&old, ka.val[m], sizeof(old));
+    assert_int_equal(old.version, 2);
+    old.version = 1;
+    memcpy(ka.val[m], &old, sizeof(old));
+    size_t v2_len = ka.len[m];
+    ka.len[m] = sizeof(old);
+    struct vs_rec *d = make(&p);
+    assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), 0);
+    struct vs_rec_blend bd = vs_rec_blend(d);
+    assert_true(bd.tests == 0 && bd.model == p.blend_model && bd.trending == p.blend_trending);
+    assert_int_equal(vs_rec_stats(d).learned, vs_rec_stats(a).learned - 2000);
+    vs_rec_free(d);
+    /* A version-2 blob cut short, or naming a mix that does not exist, is refused. */
+    old.version = 2;
+    memcpy(ka.val[m], &old, sizeof(old));
+    d = make(&p);
+    assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), VS_ECORRUPT);
+    vs_rec_free(d);
+    ka.len[m] = v2_len;
+    int32_t bad = VS_REC_MIXES;
+    memcpy((char *)ka.val[m] + sizeof(old), &bad, sizeof(bad));
+    d = make(&p);
+    assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), VS_ECORRUPT);
+    assert_non_null(strstr(err, "meta"));
+    vs_rec_free(d);
+
+    kv_free(&ka);
+    vs_rec_free(a);
     vs_rec_free(c);
 }
 
@@ -727,12 +939,14 @@ int main(void)
         cmocka_unit_test(select_matches_sort_on_shapes),
         cmocka_unit_test(top_excludes_and_matches_brute_force),
         cmocka_unit_test(model_beats_popularity_on_planted_taste),
+        cmocka_unit_test(adapt_follows_the_signal_that_predicts),
         cmocka_unit_test(cooc_is_bounded),
         cmocka_unit_test(cooc_matches_a_plain_model),
         cmocka_unit_test(cooc_checkpoint_across_sizes),
         cmocka_unit_test(popularity_decays),
         cmocka_unit_test(bad_events_and_take_backs),
         cmocka_unit_test(checkpoint_round_trip_and_determinism),
+        cmocka_unit_test(adapt_state_survives_a_restart),
         cmocka_unit_test(last_list_and_live_check),
         cmocka_unit_test(list_due_follows_triggers_and_interval),
     };
