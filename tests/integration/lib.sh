@@ -26,8 +26,11 @@ assert_eq() { # expected actual what
     echo "ok: $3 = $2"
 }
 
-assert_gt() { # value min what
-    if [ "$1" -le "$2" ]; then echo "FAIL: $3: expected more than $2, got $1"; exit 1; fi
+assert_gt() { # value min what (numbers; anything else fails)
+    if ! awk -v v="$1" -v m="$2" 'BEGIN { n = "^-?[0-9]+([.][0-9]*)?([eE][-+]?[0-9]+)?$"
+                                       exit !(v ~ n && m ~ n && v + 0 > m + 0) }'; then
+        echo "FAIL: $3: expected more than $2, got $1"; exit 1
+    fi
     echo "ok: $3 = $1 (> $2)"
 }
 
