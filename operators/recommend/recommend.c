@@ -9,9 +9,10 @@
  * triggering event. The customer's section holds their factors, recent items and the last list
  * sent, which also gives the live quality measure: when a customer interacts with an item, was
  * it in the last list they were sent (recommend.live.hits / recommend.live.checks)? One in
- * recommend.blend.adapt.sample interactions with an item new to the customer also tests the
- * blend's candidate mixes before it is learned from (recommend.blend.tests), and lists use the
- * mix that ranks such items best (recommend.blend.model.weight, recommend.blend.trending.weight).
+ * recommend.blend.adapt.sample interactions with an item the customer's list could have held
+ * also tests the blend's candidate mixes before it is learned from (recommend.blend.tests), and
+ * lists use the mix that ranks such items best (recommend.blend.model.weight,
+ * recommend.blend.trending.weight).
  *
  * The item factors, Gram cache, co-occurrence and popularity are checkpointed by changed chunk
  * of 256 items in the same commit as the customers' state, and loaded whole in init.

@@ -88,7 +88,7 @@ const struct vs_config_key vs_rec_config[] = {
     {"recommend.blend.adapt", VS_CONFIG_BOOL, "true",
      "tune the blend online: candidate mixes (blend.model x0.3..x10, blend.trending x1..x400) are "
      "tested on customers' next items and lists use the best by recent NDCG@10"},
-    {"recommend.blend.adapt.sample", VS_CONFIG_INT, "32",
+    {"recommend.blend.adapt.sample", VS_CONFIG_INT, "64",
      "the engine tests the mixes on one in this many eligible interactions (eval: every test "
      "point)"},
     {"recommend.blend.adapt.halflife", VS_CONFIG_DOUBLE, "2000",
@@ -1082,10 +1082,12 @@ int vs_rec_adapt_due(struct vs_rec *r, const struct vs_rec_customer *cu, enum vs
         !(type == VS_EVENT_VIEW || type == VS_EVENT_ADD_TO_CART || type == VS_EVENT_PURCHASE)) {
         return 0;
     }
-    if (find_recent(cu, item) >= 0) {
-        return 0; /* not a new item for the customer: not a test of a list */
+    /* Eligible: what the customer's list could have held, as the live hit rate counts it. */
+    int s = find_recent(cu, item);
+    if (s >= 0 && ((cu->recent_flags[s] & VS_REC_BOUGHT) || r->p.exclude_viewed)) {
+        return 0;
     }
-    for (int s = 0; s < cu->n_bought; s++) {
+    for (s = 0; s < cu->n_bought; s++) {
         if (cu->bought[s] == item) {
             return 0;
         }

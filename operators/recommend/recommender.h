@@ -145,8 +145,9 @@ int vs_rec_top_test(struct vs_rec *r, const struct vs_rec_customer *cu, int n, c
 /*
  * Whether the engine tests the mixes on this interaction, before learning from it: with
  * recommend.blend.adapt, a positive interaction of a known customer with a known item (a row)
- * that is new to them is eligible, and one in recommend.blend.adapt.sample eligible ones is
- * tested (counted here, in event order).
+ * that their list could have held (not bought; not viewed, with exclude_viewed) is eligible,
+ * as the live hit rate counts it, and one in recommend.blend.adapt.sample eligible ones is
+ * tested (counted here, in event order). `eval recommend` tests its own test points instead.
  */
 int vs_rec_adapt_due(struct vs_rec *r, const struct vs_rec_customer *cu, enum vs_event_type type,
                      int32_t item);
