@@ -213,6 +213,20 @@ static void bad_input_is_reported(void **state)
     const char *set[] = {"recommend", "--input", "x", "--format", "csv", "--set", "recommend.k=0"};
     assert_int_not_equal(run(7, set), 0);
     assert_non_null(strstr(err_text, "recommend.k"));
+    const char *bad_adapt[][7] = {
+        {"recommend", "--input", "x", "--format", "csv", "--set", "recommend.blend.adapt.sample=0"},
+        {"recommend", "--input", "x", "--format", "csv", "--set",
+         "recommend.blend.adapt.halflife=0.5"},
+        {"recommend", "--input", "x", "--format", "csv", "--set",
+         "recommend.blend.adapt.margin=-1"},
+        {"recommend", "--input", "x", "--format", "csv", "--set", "recommend.blend.adapt=maybe"},
+    };
+    for (size_t i = 0; i < sizeof(bad_adapt) / sizeof(bad_adapt[0]); i++) {
+        assert_int_not_equal(run(7, bad_adapt[i]), 0);
+        char key[64];
+        snprintf(key, sizeof(key), "%.*s", (int)strcspn(bad_adapt[i][6], "="), bad_adapt[i][6]);
+        assert_non_null(strstr(err_text, key));
+    }
 
     const char *unknown[] = {"recommend", "--bogus"};
     assert_int_not_equal(run(2, unknown), 0);
