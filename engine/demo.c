@@ -357,6 +357,12 @@ static void summary(const struct vs_config *cfg, const char *bootstrap, struct v
            " of them on a listed item: hit rate %.3f\n",
            checks, hits, checks ? (double)hits / (double)checks : 0.0);
     q->live_hit_rate = checks ? (double)hits / (double)checks : 0.0;
+    printf(
+        "the blend the lists use now: model weight %.3g, trending weight %.3g, chosen by %" PRId64
+        " tests on what customers did next (recommend.blend.adapt)\n",
+        *vs__metrics_gauge(m, "recommend.blend.model.weight"),
+        *vs__metrics_gauge(m, "recommend.blend.trending.weight"),
+        vs__metrics_get(m, "recommend.blend.tests"));
     vs__codec_free(codec);
 }
 
