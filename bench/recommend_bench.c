@@ -11,7 +11,7 @@
  *                         generator's 300k events of 20k customers over 2000 items, 60 days, seed
  *                         1): per event vs_rec_learn, vs_rec_list_due and, when a list is due,
  *                         vs_rec_top, and the test of the blend's mixes on the sampled events
- *                         (vs_rec_adapt_due, vs_rec_top_test); thread CPU per event (best of 3
+ *                         (vs_rec_adapt_target, vs_rec_top_test); thread CPU per event (best of 3
  *                         replays), and the wall time of learning and of the tests per event
  *                         and of a list (median of the 3). Avro and
  *                         Kafka are not in it: this is the recommender's share of the engine's
@@ -148,9 +148,9 @@ static int stream_replay(const struct stream *s, struct stream_result *res)
         struct vs_rec_customer *cu = &cust[ev->customer];
         const char *id = s->pool + ev->item;
         double t0 = now_us();
-        if (p.adapt && *id) { /* the operator's test of the blend's mixes */
-            int32_t row = vs_mf_find(vs_rec_mf(rec), id);
-            if (vs_rec_adapt_due(rec, cu, ev->type, row)) {
+        if (p.adapt) { /* the operator's test of the blend's mixes */
+            int32_t row = vs_rec_adapt_target(rec, cu, ev->type, id);
+            if (row >= 0) {
                 vs_rec_top_test(rec, cu, 0, NULL, 0, NULL, row);
             }
             double ta = now_us();

@@ -204,13 +204,11 @@ static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_ev
     int gives = ev->type == VS_EVENT_VIEW || ev->type == VS_EVENT_ADD_TO_CART ||
                 ev->type == VS_EVENT_PURCHASE;
     int checks = gives && ev->item_id && *ev->item_id && cu->n_last > 0;
-    if (p->adapt && gives && ev->item_id && *ev->item_id) {
-        /* Test the blend's mixes on what the customer does next, before learning from it. */
-        int32_t row = vs_mf_find(vs_rec_mf(op->rec), ev->item_id);
-        if (vs_rec_adapt_due(op->rec, cu, ev->type, row)) {
-            vs_rec_top_test(op->rec, cu, 0, NULL, 0, NULL, row);
-            (*op->blend_tests)++;
-        }
+    /* Test the blend's mixes on what the customer does next, before learning from it. */
+    int32_t target = vs_rec_adapt_target(op->rec, cu, ev->type, ev->item_id);
+    if (target >= 0) {
+        vs_rec_top_test(op->rec, cu, 0, NULL, 0, NULL, target);
+        (*op->blend_tests)++;
     }
     int32_t rc = vs_rec_learn(op->rec, cu, ev->type, ev->item_id, ev->ts);
     if (checks) {

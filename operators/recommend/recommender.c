@@ -89,7 +89,7 @@ const struct vs_config_key vs_rec_config[] = {
      "tune the blend online: candidate mixes (blend.model x0.3..x10, blend.trending x1..x400) are "
      "tested on customers' next items and lists use the best by recent NDCG@10"},
     {"recommend.blend.adapt.sample", VS_CONFIG_INT, "64",
-     "the engine tests the mixes on one in this many eligible interactions (eval: every test "
+     "the engine tests the mixes on one in this many positive interactions (eval: every test "
      "point)"},
     {"recommend.blend.adapt.halflife", VS_CONFIG_DOUBLE, "2000",
      "tests after which a mix's past NDCG@10 counts half"},
@@ -315,10 +315,11 @@ struct vs_rec {
     uint8_t *buf; /* checkpoint encode buffer */
     size_t buf_cap;
     /* The online choice of the blend (adapt()): each candidate mix's decayed NDCG@10 on the
-     * customers' next items, the mix lists use now, tests run and eligible interactions seen. */
+     * customers' next items, the mix lists use now, tests run, interactions counted for the
+     * engine's sample. */
     double adapt_score[VS_REC_MIXES];
     int32_t lead;
-    int64_t adapt_tests, adapt_eligible;
+    int64_t adapt_tests, adapt_counted;
     double adapt_decay;
 };
 
@@ -1075,26 +1076,34 @@ int vs_rec_top_test(struct vs_rec *r, const struct vs_rec_customer *cu, int n, c
     return top_test(r, cu, n, extra, n_extra, out, target);
 }
 
-int vs_rec_adapt_due(struct vs_rec *r, const struct vs_rec_customer *cu, enum vs_event_type type,
-                     int32_t item)
+int32_t vs_rec_adapt_target(struct vs_rec *r, const struct vs_rec_customer *cu,
+                            enum vs_event_type type, const char *item_id)
 {
-    if (!r->p.adapt || item < 0 || item >= vs_mf_items(r->mf) || cu->interactions == 0 ||
+    if (!r->p.adapt || cu->interactions == 0 || !item_id || !*item_id ||
         !(type == VS_EVENT_VIEW || type == VS_EVENT_ADD_TO_CART || type == VS_EVENT_PURCHASE)) {
-        return 0;
+        return -1;
     }
-    /* Eligible: what the customer's list could have held, as the live hit rate counts it. */
+    /* The sample first: the other interactions cost no lookup of the item. */
+    r->adapt_counted++;
+    r->stats_dirty = 1;
+    if (r->adapt_counted % r->p.adapt_sample != 0) {
+        return -1;
+    }
+    int32_t item = vs_mf_find(r->mf, item_id);
+    if (item < 0) {
+        return -1; /* an item no list could have held yet */
+    }
+    /* A test of what the customer's list could have held, as the live hit rate counts it. */
     int s = find_recent(cu, item);
     if (s >= 0 && ((cu->recent_flags[s] & VS_REC_BOUGHT) || r->p.exclude_viewed)) {
-        return 0;
+        return -1;
     }
     for (s = 0; s < cu->n_bought; s++) {
         if (cu->bought[s] == item) {
-            return 0;
+            return -1;
         }
     }
-    r->adapt_eligible++;
-    r->stats_dirty = 1;
-    return r->adapt_eligible % r->p.adapt_sample == 0;
+    return item;
 }
 
 struct vs_rec_blend vs_rec_blend(const struct vs_rec *r)
@@ -1167,7 +1176,7 @@ struct rec_meta {
     int32_t items, pad;
     struct vs_rec_stats stats;
     int32_t lead, pad2;
-    int64_t adapt_tests, adapt_eligible;
+    int64_t adapt_tests, adapt_counted;
     double adapt_score[VS_REC_MIXES];
 };
 #define VS__REC_META_V1 offsetof(struct rec_meta, lead)
@@ -1258,7 +1267,7 @@ int vs_rec_save(struct vs_rec *r, vs_rec_put_fn put, void *arg)
         m.stats = r->stats;
         m.lead = r->lead;
         m.adapt_tests = r->adapt_tests;
-        m.adapt_eligible = r->adapt_eligible;
+        m.adapt_counted = r->adapt_counted;
         memcpy(m.adapt_score, r->adapt_score, sizeof(m.adapt_score));
         rc = put(arg, "meta", &m, sizeof(m));
     }
@@ -1371,7 +1380,7 @@ int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, si
     r->stats = m.stats;
     r->lead = m.lead;
     r->adapt_tests = m.adapt_tests;
-    r->adapt_eligible = m.adapt_eligible;
+    r->adapt_counted = m.adapt_counted;
     memcpy(r->adapt_score, m.adapt_score, sizeof(r->adapt_score));
     r->stats_dirty = 0;
     vs_mf_clear_dirty(r->mf);

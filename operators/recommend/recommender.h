@@ -143,14 +143,15 @@ int vs_rec_top_test(struct vs_rec *r, const struct vs_rec_customer *cu, int n, c
                     int n_extra, struct vs_rec_entry *out, int32_t target);
 
 /*
- * Whether the engine tests the mixes on this interaction, before learning from it: with
- * recommend.blend.adapt, a positive interaction of a known customer with a known item (a row)
- * that their list could have held (not bought; not viewed, with exclude_viewed) is eligible,
- * as the live hit rate counts it, and one in recommend.blend.adapt.sample eligible ones is
- * tested (counted here, in event order). `eval recommend` tests its own test points instead.
+ * The item row the engine tests the mixes on for this interaction, before learning from it, or
+ * -1: with recommend.blend.adapt, one in recommend.blend.adapt.sample positive interactions of
+ * known customers (counted here, in event order) is sampled, and tested when its item is known
+ * and one the customer's list could have held (not bought; not viewed, with exclude_viewed), as
+ * the live hit rate counts it. Only a sampled interaction looks its item up. `eval recommend`
+ * tests its own test points instead.
  */
-int vs_rec_adapt_due(struct vs_rec *r, const struct vs_rec_customer *cu, enum vs_event_type type,
-                     int32_t item);
+int32_t vs_rec_adapt_target(struct vs_rec *r, const struct vs_rec_customer *cu,
+                            enum vs_event_type type, const char *item_id);
 
 /* The blend lists use now: the configured weights times the leading mix's multipliers. */
 struct vs_rec_blend {

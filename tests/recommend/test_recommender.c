@@ -798,8 +798,8 @@ static void tested_events(struct vs_rec *r, struct vs_rec_customer *cust, int n_
         int item = (int)pow(200.0, (double)(rnd(s) % 1000000) / 1e6) - 1;
         char id[16];
         snprintf(id, sizeof(id), "i%d", item);
-        int32_t row = vs_mf_find(vs_rec_mf(r), id);
-        if (vs_rec_adapt_due(r, &cust[c], VS_EVENT_VIEW, row)) {
+        int32_t row = vs_rec_adapt_target(r, &cust[c], VS_EVENT_VIEW, id);
+        if (row >= 0) {
             vs_rec_top_test(r, &cust[c], 0, NULL, 0, NULL, row);
         }
         assert_true(vs_rec_learn(r, &cust[c], VS_EVENT_VIEW, id, ts0 + e) >= 0);
