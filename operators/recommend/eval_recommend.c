@@ -739,6 +739,7 @@ int vs_eval_recommend_main(int argc, char **argv)
                 int32_t idx[TOP];
                 /* The list first, then the test of the blend's mixes on the target: the same
                  * scores, and no list is chosen with the item it is scored on. */
+                vs_rec_refresh(rec, &u->cu);
                 int n = vs_rec_top_test(rec, &u->cu, TOP, u->items.v, u->items.n, list, target);
                 for (int r = 0; r < n; r++) {
                     idx[r] = list[r].item;

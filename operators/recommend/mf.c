@@ -488,6 +488,35 @@ int vs_mf_update_item(struct vs_mf *mf, int32_t item, const float *x, float w, f
     return 0;
 }
 
+int vs_mf_add_rows(struct vs_mf *mf, const float *delta, int32_t n)
+{
+    size_t k = (size_t)mf->k;
+    if (n < 0 || n > mf->n) {
+        mf->rejected++;
+        return VS_EINVAL;
+    }
+    for (size_t i = 0; i < (size_t)n * k; i++) {
+        float v = mf->y[i] + delta[i];
+        if (!isfinite(delta[i]) || !isfinite(v) || fabsf(v) > VS_MF_MAX_ABS) {
+            mf->rejected++;
+            return VS_EINVAL;
+        }
+    }
+    for (int32_t r = 0; r < n; r++) {
+        int changed = 0;
+        for (size_t f = 0; f < k; f++) {
+            changed |= delta[(size_t)r * k + f] != 0.0f;
+            mf->y[(size_t)r * k + f] += delta[(size_t)r * k + f];
+        }
+        if (changed) {
+            mark_dirty(mf, r);
+        }
+    }
+    vs_mf_gram_recompute(mf, mf->gram);
+    mf->meta_dirty = 1;
+    return 0;
+}
+
 void vs_mf_scores(const struct vs_mf *mf, const float *x, float alpha, float *scores)
 {
     if (mf->n == 0) {

@@ -86,6 +86,14 @@ int vs_mf_eals(struct vs_mf *mf, const int32_t *items, const float *weight, int 
  */
 int vs_mf_update_item(struct vs_mf *mf, int32_t item, const float *x, float w, float p);
 
+/*
+ * Add delta (n rows of k, row-major) to the first n rows, as a full ALS sweep's result is
+ * applied, and recompute the Gram cache from scratch. All or nothing: returns VS_EINVAL
+ * (counted as rejected, nothing changed) when a value would not be finite or beyond
+ * VS_MF_MAX_ABS.
+ */
+int vs_mf_add_rows(struct vs_mf *mf, const float *delta, int32_t n);
+
 /* Ask the CPU to fetch the rows of items ahead of a fold-in: they sit at random places of a
  * large matrix, and fetching them together overlaps the cache misses with other work. */
 void vs_mf_prefetch(const struct vs_mf *mf, const int32_t *items, int n);

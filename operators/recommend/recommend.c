@@ -32,6 +32,8 @@ struct recommend {
     int64_t *lists, *throttled, *no_item, *unknown_item, *bad_item, *rejected;
     int64_t *live_hits, *live_checks, *blend_tests;
     double *hit_rate, *items, *version, *blend_model, *blend_trending;
+    int64_t *sweeps, *sweep_failures;
+    double *sweep_ms, *sweep_rows;
     int64_t rejected_seen;
     struct vs_rec_entry list[VS_REC_MAX_N];
     /* Field positions in the recommendation schema, found in init (vs_output_fields). */
@@ -80,6 +82,18 @@ static int model_put(void *arg, const char *key, const void *val, size_t len)
     return vs_checkpoint_put(arg, key, val, len);
 }
 
+/* Full ALS sweeps run on the engine's thread pool. */
+static void *job_submit(void *ctx, void (*work)(void *arg), void *arg)
+{
+    return vs_job_submit(ctx, work, arg);
+}
+
+static void job_wait(void *ctx, void *handle)
+{
+    (void)ctx;
+    vs_job_wait(handle);
+}
+
 static void recommend_destroy(void *self)
 {
     struct recommend *op = self;
@@ -124,6 +138,8 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
         free(op);
         return VS_ECONFIG;
     }
+    const struct vs_rec_runner runner = {job_submit, job_wait, env};
+    vs_rec_set_runner(op->rec, &runner);
     rc = vs_rec_load(op->rec, model_get, env, errbuf, errlen);
     if (rc < 0) {
         recommend_destroy(op);
@@ -143,6 +159,10 @@ static int recommend_init(struct vs_env *env, void **self, char *errbuf, size_t 
     op->blend_tests = vs_env_counter(env, "recommend.blend.tests");
     op->blend_model = vs_env_gauge(env, "recommend.blend.model.weight");
     op->blend_trending = vs_env_gauge(env, "recommend.blend.trending.weight");
+    op->sweeps = vs_env_counter(env, "recommend.als.sweeps");
+    op->sweep_failures = vs_env_counter(env, "recommend.als.failures");
+    op->sweep_ms = vs_env_gauge(env, "recommend.als.sweep.ms");
+    op->sweep_rows = vs_env_gauge(env, "recommend.als.rows");
     *op->blend_tests = vs_rec_blend(op->rec).tests;
     op->rejected_seen = vs_rec_stats(op->rec).rejected;
     *self = op;
@@ -207,6 +227,7 @@ static int recommend_on_event(void *self, struct vs_ctx *ctx, const struct vs_ev
     /* Test the blend's mixes on what the customer does next, before learning from it. */
     int32_t target = vs_rec_adapt_target(op->rec, cu, ev->type, ev->item_id);
     if (target >= 0) {
+        vs_rec_refresh(op->rec, cu); /* its vector may predate the last full ALS sweep */
         vs_rec_top_test(op->rec, cu, 0, NULL, 0, NULL, target);
         (*op->blend_tests)++;
     }
@@ -267,6 +288,11 @@ static void recommend_report(void *self)
     struct vs_rec_blend b = vs_rec_blend(op->rec);
     *op->blend_model = b.model;
     *op->blend_trending = b.trending;
+    struct vs_rec_sweeps sw = vs_rec_sweeps(op->rec);
+    *op->sweeps = sw.sweeps;
+    *op->sweep_failures = sw.failures;
+    *op->sweep_ms = sw.ms;
+    *op->sweep_rows = sw.solved;
 }
 
 static int recommend_describe(const void *section, char *buf, size_t buflen)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -26,6 +27,7 @@
 
 #include <valuestream/error.h>
 
+#include "als.h"
 #include "vec.h"
 
 /* ==== Configuration ==== */
@@ -95,6 +97,13 @@ const struct vs_config_key vs_rec_config[] = {
      "tests after which a mix's past NDCG@10 counts half"},
     {"recommend.blend.adapt.margin", VS_CONFIG_DOUBLE, "4",
      "how far (in summed NDCG@10) a mix must lead the one in use to replace it"},
+    {"recommend.als.interval.ms", VS_CONFIG_INT, "0",
+     "a full implicit-ALS sweep over the last recommend.als.window interactions every this much "
+     "event time, on the thread pool, applied at the next boundary (0: never)"},
+    {"recommend.als.window", VS_CONFIG_INT, "262144",
+     "interactions a full ALS sweep learns from (the most recent ones)"},
+    {"recommend.als.iterations", VS_CONFIG_INT, "2",
+     "alternations (customers, then items) of one full ALS sweep (1..20)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -138,6 +147,9 @@ static const struct field fields[] = {
     {"recommend.blend.adapt.sample", F_INT, P(adapt_sample)},
     {"recommend.blend.adapt.halflife", F_DOUBLE, P(adapt_halflife)},
     {"recommend.blend.adapt.margin", F_DOUBLE, P(adapt_margin)},
+    {"recommend.als.interval.ms", F_INT64, P(als_interval_ms)},
+    {"recommend.als.window", F_INT, P(als_window)},
+    {"recommend.als.iterations", F_INT, P(als_iterations)},
 };
 #undef P
 
@@ -289,11 +301,25 @@ int vs_rec_params_check(const struct vs_rec_params *p, char *errbuf, size_t errl
     if (!(p->adapt_margin >= 0) || p->adapt_margin > 1e12) {
         BAD("recommend.blend.adapt.margin: expected 0..1e12");
     }
+    if (p->als_interval_ms < 0) {
+        BAD("recommend.als.interval.ms: expected >= 0 (0: no sweeps)");
+    }
+    if (p->als_window < 1 || p->als_window > (1 << 26)) {
+        BAD("recommend.als.window: expected 1..67108864 interactions, got %d", p->als_window);
+    }
+    if (p->als_iterations < 1 || p->als_iterations > 20) {
+        BAD("recommend.als.iterations: expected 1..20, got %d", p->als_iterations);
+    }
 #undef BAD
     return 0;
 }
 
 /* ==== The recommender ==== */
+
+#define VS__REC_LOG_CHUNK 4096 /* full ALS log entries per checkpoint chunk */
+
+struct sweep;
+static void sweep_free(struct sweep *s);
 
 struct vs_rec {
     struct vs_rec_params p;
@@ -321,6 +347,20 @@ struct vs_rec {
     int32_t lead;
     int64_t adapt_tests, adapt_counted;
     double adapt_decay;
+    /* Full ALS sweeps (recommend.als.*): the ring of the last als_window interactions (chunks
+     * marked when written), the event time of the next boundary, the sweep count (customers'
+     * vectors solved against an older one are re-solved first), the next customer number, and
+     * the sweep in flight, applied at the next boundary. */
+    struct vs_als_entry *log;
+    int64_t log_total; /* interactions ever logged; the ring's next slot is log_total % window */
+    uint8_t *log_dirty;
+    int64_t next_als_ts;
+    uint32_t epoch, next_number;
+    int64_t sweeps, sweep_failures;
+    int32_t sweep_solved;
+    double sweep_ms;
+    struct sweep *sweep;
+    struct vs_rec_runner runner;
 };
 
 /*
@@ -359,6 +399,16 @@ struct vs_rec *vs_rec_new(const struct vs_rec_params *p, char *errbuf, size_t er
     }
     r->stats_dirty = 1;
     r->adapt_decay = exp2(-1.0 / p->adapt_halflife);
+    if (p->als_interval_ms > 0) {
+        size_t chunks = ((size_t)p->als_window + VS__REC_LOG_CHUNK - 1) / VS__REC_LOG_CHUNK;
+        r->log = calloc((size_t)p->als_window, sizeof(*r->log));
+        r->log_dirty = calloc(chunks, 1);
+        if (!r->log || !r->log_dirty) {
+            snprintf(errbuf, errlen, "out of memory for recommend.als.window");
+            vs_rec_free(r);
+            return NULL;
+        }
+    }
     return r;
 }
 
@@ -367,6 +417,10 @@ void vs_rec_free(struct vs_rec *r)
     if (!r) {
         return;
     }
+    vs_rec_sweep_wait(r);
+    sweep_free(r->sweep);
+    free(r->log);
+    free(r->log_dirty);
     vs_mf_free(r->mf);
     vs_cooc_free(r->cooc);
     vs_pop_free(r->pop);
@@ -517,6 +571,194 @@ static uint8_t type_flag(enum vs_event_type type)
     }
 }
 
+/* ==== Full ALS sweeps ==== */
+
+struct sweep {
+    struct vs_als_params p;
+    int32_t n;     /* rows in the snapshot */
+    float *y0, *y; /* the rows at the snapshot, and the sweep's result */
+    struct vs_als_entry *log;
+    size_t n_log;
+    int rc;
+    int32_t solved;
+    double ms;
+    void *handle; /* the runner's, until waited for */
+    int persisted;
+};
+
+static void sweep_free(struct sweep *s)
+{
+    if (s) {
+        free(s->y0);
+        free(s->y);
+        free(s->log);
+        free(s);
+    }
+}
+
+static void sweep_work(void *arg)
+{
+    struct sweep *s = arg;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    memcpy(s->y, s->y0, (size_t)s->n * (size_t)s->p.k * sizeof(float));
+    s->rc = vs_als_sweep(&s->p, s->y, s->n, s->log, s->n_log, &s->solved);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    s->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+void vs_rec_set_runner(struct vs_rec *r, const struct vs_rec_runner *runner)
+{
+    if (runner) {
+        r->runner = *runner;
+    } else {
+        memset(&r->runner, 0, sizeof(r->runner));
+    }
+}
+
+void vs_rec_sweep_wait(struct vs_rec *r)
+{
+    if (r->sweep && r->sweep->handle) {
+        r->runner.wait(r->runner.ctx, r->sweep->handle);
+        r->sweep->handle = NULL;
+    }
+}
+
+static void sweep_submit(struct vs_rec *r, struct sweep *s)
+{
+    r->sweep = s;
+    s->handle = r->runner.submit ? r->runner.submit(r->runner.ctx, sweep_work, s) : NULL;
+    if (!s->handle) {
+        sweep_work(s);
+    }
+}
+
+/* Apply the sweep in flight: each solved row moves by its change since the snapshot. */
+static void sweep_finish(struct vs_rec *r)
+{
+    struct sweep *s = r->sweep;
+    if (!s) {
+        return;
+    }
+    vs_rec_sweep_wait(r);
+    r->sweep = NULL;
+    int rc = s->rc;
+    if (rc == 0) {
+        size_t size = (size_t)s->n * (size_t)s->p.k;
+        for (size_t i = 0; i < size; i++) {
+            s->y[i] -= s->y0[i];
+        }
+        rc = vs_mf_add_rows(r->mf, s->y, s->n);
+    }
+    if (rc == 0) {
+        r->epoch++;
+        r->sweeps++;
+    } else {
+        r->sweep_failures++;
+    }
+    r->sweep_solved = s->solved;
+    r->sweep_ms = s->ms;
+    r->stats_dirty = 1;
+    sweep_free(s);
+}
+
+static struct sweep *sweep_alloc(const struct vs_rec *r, int32_t n, size_t n_log)
+{
+    struct sweep *s = calloc(1, sizeof(*s));
+    size_t size = (size_t)n * (size_t)vs_mf_k(r->mf);
+    if (!s) {
+        return NULL;
+    }
+    s->p.k = vs_mf_k(r->mf);
+    s->p.lambda = r->p.mf.lambda;
+    s->p.alpha = r->p.mf.alpha;
+    s->p.iterations = r->p.als_iterations;
+    s->n = n;
+    s->n_log = n_log;
+    s->y0 = malloc((size ? size : 1) * sizeof(float));
+    s->y = malloc((size ? size : 1) * sizeof(float));
+    s->log = malloc((n_log ? n_log : 1) * sizeof(struct vs_als_entry));
+    if (!s->y0 || !s->y || !s->log) {
+        sweep_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A snapshot of the item rows and the log, oldest interaction first, swept in the background. */
+static void sweep_start(struct vs_rec *r)
+{
+    int32_t n = vs_mf_items(r->mf);
+    int64_t window = r->p.als_window;
+    size_t n_log = (size_t)(r->log_total < window ? r->log_total : window);
+    if (n == 0 || n_log == 0) {
+        return;
+    }
+    struct sweep *s = sweep_alloc(r, n, n_log);
+    if (!s) {
+        r->sweep_failures++;
+        return;
+    }
+    memcpy(s->y0, vs_mf_row(r->mf, 0), (size_t)n * (size_t)s->p.k * sizeof(float));
+    size_t head = (size_t)(r->log_total % window);
+    if ((int64_t)n_log < window) {
+        memcpy(s->log, r->log, n_log * sizeof(*s->log));
+    } else {
+        memcpy(s->log, r->log + head, (n_log - head) * sizeof(*s->log));
+        memcpy(s->log + (n_log - head), r->log, head * sizeof(*s->log));
+    }
+    sweep_submit(r, s);
+}
+
+static void sweep_boundary(struct vs_rec *r, int64_t ts)
+{
+    int64_t iv = r->p.als_interval_ms;
+    int64_t next = (ts >= 0 ? ts / iv : (ts - iv + 1) / iv) * iv + iv;
+    if (r->next_als_ts == 0) {
+        r->next_als_ts = next;
+        r->stats_dirty = 1;
+        return;
+    }
+    if (ts < r->next_als_ts) {
+        return;
+    }
+    sweep_finish(r);
+    sweep_start(r);
+    r->next_als_ts = next;
+    r->stats_dirty = 1;
+}
+
+static void log_append(struct vs_rec *r, struct vs_rec_customer *cu, int32_t item, float w)
+{
+    if (cu->number == 0) {
+        cu->number = ++r->next_number;
+    }
+    size_t slot = (size_t)(r->log_total % r->p.als_window);
+    r->log[slot] = (struct vs_als_entry){cu->number, item, w};
+    r->log_dirty[slot / VS__REC_LOG_CHUNK] = 1;
+    r->log_total++;
+}
+
+void vs_rec_refresh(struct vs_rec *r, struct vs_rec_customer *cu)
+{
+    if (cu->epoch == (uint16_t)r->epoch) {
+        return;
+    }
+    int n = cu->n_recent < r->p.recent ? cu->n_recent : r->p.recent;
+    float x[VS_MF_MAX_K];
+    if (n > 0 && vs_mf_fold_in(r->mf, cu->recent, cu->recent_w, n, x) == 0) {
+        memcpy(cu->x, x, (size_t)vs_mf_k(r->mf) * sizeof(float));
+    }
+    cu->epoch = (uint16_t)r->epoch;
+}
+
+struct vs_rec_sweeps vs_rec_sweeps(const struct vs_rec *r)
+{
+    struct vs_rec_sweeps s = {r->sweeps, r->sweep_failures, r->sweep_solved, r->sweep_ms,
+                              r->sweep != NULL};
+    return s;
+}
+
 /*
  * The order of the steps matters. Co-occurrence is counted against the customer's recent items
  * as they were before this interaction (the item goes with what came before it). The customer
@@ -553,6 +795,11 @@ int32_t vs_rec_learn(struct vs_rec *r, struct vs_rec_customer *cu, enum vs_event
             return rc;
         }
     }
+    if (r->log) {
+        sweep_boundary(r, ts);
+        log_append(r, cu, item, takes_away ? -w : w);
+    }
+    vs_rec_refresh(r, cu);
 
     vs_mf_prefetch(r->mf, cu->recent, cu->n_recent < r->p.recent ? cu->n_recent : r->p.recent);
     if (!takes_away && !(cu->n_recent > 0 && cu->recent[0] == item)) {
@@ -1168,9 +1415,11 @@ int vs_rec_in_last_list(const struct vs_rec_customer *cu, int32_t item)
 /* ==== Checkpoint ==== */
 
 #define VS__REC_MAGIC 0x52525356u /* "VSRR" */
-#define VS__REC_VERSION 2u
+#define VS__REC_VERSION 3u
+#define VS__REC_SWEEP_MAGIC 0x53525356u /* "VSRS" */
 
-/* Version 1 ended after stats; version 2 adds the online choice of the blend. */
+/* Version 1 ended after stats; version 2 adds the online choice of the blend, version 3 the
+ * full ALS sweeps' log, boundary and sweep in flight. */
 struct rec_meta {
     uint32_t magic, version;
     int32_t items, pad;
@@ -1178,8 +1427,82 @@ struct rec_meta {
     int32_t lead, pad2;
     int64_t adapt_tests, adapt_counted;
     double adapt_score[VS_REC_MIXES];
+    int64_t next_als_ts, log_total, sweeps, sweep_failures;
+    uint32_t epoch, next_number;
+    int32_t window, sweep_stored; /* sweep_stored: "als/sweep" holds the sweep in flight */
 };
 #define VS__REC_META_V1 offsetof(struct rec_meta, lead)
+#define VS__REC_META_V2 offsetof(struct rec_meta, next_als_ts)
+
+/* The sweep in flight: its snapshot, so that a restart from this commit runs the same sweep. */
+struct sweep_head {
+    uint32_t magic, k;
+    int32_t n, pad;
+    int64_t n_log;
+};
+
+static int put_sweep(struct vs_rec *r, vs_rec_put_fn put, void *arg)
+{
+    struct sweep *s = r->sweep;
+    struct sweep_head h = {VS__REC_SWEEP_MAGIC, (uint32_t)s->p.k, s->n, 0, (int64_t)s->n_log};
+    size_t ylen = (size_t)s->n * (size_t)s->p.k * sizeof(float);
+    size_t llen = s->n_log * sizeof(struct vs_als_entry);
+    size_t need = sizeof(h) + ylen + llen;
+    uint8_t *b = malloc(need);
+    if (!b) {
+        return VS_ENOMEM;
+    }
+    memcpy(b, &h, sizeof(h));
+    memcpy(b + sizeof(h), s->y0, ylen);
+    memcpy(b + sizeof(h) + ylen, s->log, llen);
+    int rc = put(arg, "als/sweep", b, need);
+    free(b);
+    if (rc == 0) {
+        s->persisted = 1;
+    }
+    return rc;
+}
+
+static int load_sweep(struct vs_rec *r, const void *buf, size_t len)
+{
+    struct sweep_head h;
+    if (len < sizeof(h)) {
+        return VS_ECORRUPT;
+    }
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != VS__REC_SWEEP_MAGIC || h.k != (uint32_t)vs_mf_k(r->mf) || h.n < 1 ||
+        h.n > vs_mf_items(r->mf) || h.n_log < 1 || h.n_log > r->p.als_window) {
+        return VS_ECORRUPT;
+    }
+    size_t ylen = (size_t)h.n * h.k * sizeof(float);
+    size_t llen = (size_t)h.n_log * sizeof(struct vs_als_entry);
+    if (len != sizeof(h) + ylen + llen) {
+        return VS_ECORRUPT;
+    }
+    struct sweep *s = sweep_alloc(r, h.n, (size_t)h.n_log);
+    if (!s) {
+        return VS_ENOMEM;
+    }
+    memcpy(s->y0, (const uint8_t *)buf + sizeof(h), ylen);
+    memcpy(s->log, (const uint8_t *)buf + sizeof(h) + ylen, llen);
+    for (size_t i = 0; i < (size_t)h.n * h.k; i++) {
+        if (!isfinite(s->y0[i])) {
+            sweep_free(s);
+            return VS_ECORRUPT;
+        }
+    }
+    s->persisted = 1;
+    sweep_submit(r, s);
+    return 0;
+}
+
+static size_t log_chunk_len(const struct vs_rec *r, int64_t chunk)
+{
+    int64_t used = r->log_total < r->p.als_window ? r->log_total : r->p.als_window;
+    int64_t left = used - chunk * VS__REC_LOG_CHUNK;
+    return (size_t)(left < VS__REC_LOG_CHUNK ? left : VS__REC_LOG_CHUNK) *
+           sizeof(struct vs_als_entry);
+}
 
 static int ensure_buf(struct vs_rec *r, size_t need)
 {
@@ -1258,6 +1581,18 @@ int vs_rec_save(struct vs_rec *r, vs_rec_put_fn put, void *arg)
         snprintf(key, sizeof(key), "pop/%d", c);
         rc = put_blob(r, put, arg, key, enc_pop_chunk, r->pop, c);
     }
+    if (r->log) {
+        size_t chunks = ((size_t)r->p.als_window + VS__REC_LOG_CHUNK - 1) / VS__REC_LOG_CHUNK;
+        for (size_t c = 0; rc == 0 && c < chunks; c++) {
+            if (r->log_dirty[c]) {
+                snprintf(key, sizeof(key), "als/log/%zu", c);
+                rc = put(arg, key, r->log + c * VS__REC_LOG_CHUNK, log_chunk_len(r, (int64_t)c));
+            }
+        }
+        if (rc == 0 && r->sweep && !r->sweep->persisted) {
+            rc = put_sweep(r, put, arg);
+        }
+    }
     if (rc == 0 && r->stats_dirty) {
         struct rec_meta m;
         memset(&m, 0, sizeof(m));
@@ -1269,9 +1604,21 @@ int vs_rec_save(struct vs_rec *r, vs_rec_put_fn put, void *arg)
         m.adapt_tests = r->adapt_tests;
         m.adapt_counted = r->adapt_counted;
         memcpy(m.adapt_score, r->adapt_score, sizeof(m.adapt_score));
+        m.next_als_ts = r->next_als_ts;
+        m.log_total = r->log ? r->log_total : 0;
+        m.sweeps = r->sweeps;
+        m.sweep_failures = r->sweep_failures;
+        m.epoch = r->epoch;
+        m.next_number = r->next_number;
+        m.window = r->log ? r->p.als_window : 0;
+        m.sweep_stored = r->sweep != NULL;
         rc = put(arg, "meta", &m, sizeof(m));
     }
     if (rc == 0) {
+        if (r->log) {
+            memset(r->log_dirty, 0,
+                   ((size_t)r->p.als_window + VS__REC_LOG_CHUNK - 1) / VS__REC_LOG_CHUNK);
+        }
         vs_mf_clear_dirty(r->mf);
         vs_cooc_clear_dirty(r->cooc);
         vs_pop_clear_dirty(r->pop);
@@ -1317,8 +1664,9 @@ int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, si
         snprintf(errbuf, errlen, "recommend model: blob 'meta' has an unknown format");
         return VS_EVERSION;
     }
-    if (len != (m.version == 1 ? VS__REC_META_V1 : sizeof(m)) || m.items < 0 || m.lead < 0 ||
-        m.lead >= VS_REC_MIXES) {
+    size_t want = m.version == 1 ? VS__REC_META_V1 : m.version == 2 ? VS__REC_META_V2 : sizeof(m);
+    if (len != want || m.items < 0 || m.lead < 0 || m.lead >= VS_REC_MIXES || m.log_total < 0 ||
+        m.window < 0 || (m.log_total > 0 && m.window < 1)) {
         snprintf(errbuf, errlen, "recommend model: corrupt blob 'meta'");
         return VS_ECORRUPT;
     }
@@ -1374,9 +1722,51 @@ int vs_rec_load(struct vs_rec *r, vs_rec_get_fn get, void *arg, char *errbuf, si
             }
         }
     }
+    /* The sweeps' state, when sweeps are on (else it is left behind: sweeps start afresh). */
+    if (rc == 0 && r->log && m.log_total > 0 && m.window != r->p.als_window) {
+        snprintf(errbuf, errlen,
+                 "recommend model: recommend.als.window is %d, the stored log was kept with %d",
+                 r->p.als_window, m.window);
+        rc = VS_ECONFIG;
+    }
+    if (rc == 0 && r->log && m.log_total > 0) {
+        r->log_total = m.log_total;
+        int64_t used = m.log_total < m.window ? m.log_total : m.window;
+        for (int64_t c = 0; rc == 0 && c * VS__REC_LOG_CHUNK < used; c++) {
+            snprintf(key, sizeof(key), "als/log/%lld", (long long)c);
+            rc = load_one(get, arg, key, &val, &len, errbuf, errlen);
+            if (rc == 0) {
+                if (len != log_chunk_len(r, c)) {
+                    snprintf(errbuf, errlen, "recommend model: corrupt blob '%s'", key);
+                    rc = VS_ECORRUPT;
+                } else {
+                    memcpy(r->log + c * VS__REC_LOG_CHUNK, val, len);
+                }
+                free(val);
+            }
+        }
+    }
+    if (rc == 0 && r->log) {
+        r->next_als_ts = m.next_als_ts;
+        if (m.sweep_stored) {
+            rc = load_one(get, arg, "als/sweep", &val, &len, errbuf, errlen);
+            if (rc == 0) {
+                rc = load_sweep(r, val, len);
+                free(val);
+                if (rc < 0) {
+                    snprintf(errbuf, errlen, "recommend model: blob 'als/sweep': %s",
+                             vs_strerror(rc));
+                }
+            }
+        }
+    }
     if (rc < 0) {
         return rc;
     }
+    r->next_number = m.next_number;
+    r->epoch = m.epoch;
+    r->sweeps = m.sweeps;
+    r->sweep_failures = m.sweep_failures;
     r->stats = m.stats;
     r->lead = m.lead;
     r->adapt_tests = m.adapt_tests;

@@ -19,6 +19,7 @@
 #include <valuestream/config.h>
 #include <valuestream/event.h>
 
+#include "als.h"
 #include "cooc.h"
 #include "mf.h"
 #include "pop.h"
@@ -45,8 +46,8 @@ struct vs_rec_customer {
     uint32_t interactions;             /* interactions learned from */
     uint16_t n_recent, n_bought, bought_next, n_last;
     uint16_t views_since_sent;
-    uint16_t pad0;
-    uint32_t pad1;
+    uint16_t epoch;  /* the model's sweep count (mod 2^16) x was last solved against */
+    uint32_t number; /* the customer's number in full ALS sweeps (0: none yet) */
 };
 
 enum vs_rec_reason { VS_REC_MODEL = 0, VS_REC_TOGETHER = 1, VS_REC_TRENDING = 2 };
@@ -73,11 +74,14 @@ struct vs_rec_params {
     float cooc_decay;                  /* weight of the p-th most recent item: decay^p */
     double pop_tau_ms;                 /* popularity decay time constant */
     float blend_model, blend_together, blend_trending;
-    float model_ramp;      /* interactions after which the model gets its full blend weight */
-    int adapt;             /* tune the blend online among VS_REC_MIXES candidate mixes */
-    int adapt_sample;      /* the engine tests the mixes on one in this many eligible events */
-    double adapt_halflife; /* tests after which a mix's past counts half */
-    double adapt_margin;   /* lead over the mix in use that a mix needs to replace it */
+    float model_ramp;        /* interactions after which the model gets its full blend weight */
+    int adapt;               /* tune the blend online among VS_REC_MIXES candidate mixes */
+    int adapt_sample;        /* the engine tests the mixes on one in this many eligible events */
+    double adapt_halflife;   /* tests after which a mix's past counts half */
+    double adapt_margin;     /* lead over the mix in use that a mix needs to replace it */
+    int64_t als_interval_ms; /* event time between full ALS sweeps; 0: none */
+    int als_window;          /* interactions a sweep learns from */
+    int als_iterations;      /* alternations per sweep */
 };
 
 /* The declared config keys (ended by {NULL}); the operator's config table. The seed of new
@@ -159,6 +163,40 @@ struct vs_rec_blend {
     int64_t tests; /* tests of the mixes so far */
 };
 struct vs_rec_blend vs_rec_blend(const struct vs_rec *r);
+
+/*
+ * Full ALS sweeps (recommend.als.interval.ms > 0). The recommender logs the last
+ * recommend.als.window interactions; at the first event at or past each multiple of the
+ * interval (event time) it applies the sweep started at the previous boundary, as the change of
+ * each row the sweep solved (so the online updates made meanwhile stay), waiting for it if it is
+ * still running, and starts the next one on a snapshot of the item rows and the log. Where the
+ * result lands depends on event time only, so it is deterministic. The runner says how a sweep
+ * runs: submit() starts work(arg) in the background and returns a handle (NULL: it ran at
+ * once), wait() returns when it is done. Without a runner a sweep runs at once, at its start.
+ */
+struct vs_rec_runner {
+    void *(*submit)(void *ctx, void (*work)(void *arg), void *arg);
+    void (*wait)(void *ctx, void *handle);
+    void *ctx;
+};
+void vs_rec_set_runner(struct vs_rec *r, const struct vs_rec_runner *runner);
+
+/* After a sweep the customers' vectors belong to the previous model: a customer's is re-solved
+ * exactly against the current rows the first time they are seen again. vs_rec_learn() does it;
+ * call it before ranking a customer without learning (eval ranks before it learns). */
+void vs_rec_refresh(struct vs_rec *r, struct vs_rec_customer *cu);
+
+struct vs_rec_sweeps {
+    int64_t sweeps;   /* sweeps applied */
+    int64_t failures; /* sweeps whose solve or result was refused (the model kept as it was) */
+    int32_t solved;   /* item rows the last sweep solved */
+    double ms;        /* how long the last sweep took, ms of wall time */
+    int running;      /* a sweep is in flight */
+};
+struct vs_rec_sweeps vs_rec_sweeps(const struct vs_rec *r);
+
+/* Wait for a sweep in flight (at shutdown); it is applied at its boundary as before. */
+void vs_rec_sweep_wait(struct vs_rec *r);
 
 /* Mark an item unavailable (never recommended) or available again. 0 or VS_EINVAL. */
 int vs_rec_set_available(struct vs_rec *r, int32_t item, int available);

@@ -45,6 +45,24 @@ cmp "$WORK/state1.json" "$WORK/state3.json" && echo "ok: a 1 MiB cache gives ide
 for k in outputs.vs.profiles outputs.vs.recommendations outputs.vs.churn-alerts outputs.vs.fraud-alerts; do
     assert_eq "$(metric "$WORK/m1.json" $k)" "$(metric "$WORK/m3c.json" $k)" "$k with a 1 MiB cache"
 done
+# Full ALS sweeps every day of event time run on the thread pool, but where each lands depends on
+# event time only: two runs, one with a 1 MiB cache, give the same state, and not the state of
+# the runs without sweeps.
+VS_TEST_SET="${VS_TEST_SET:-} --set recommend.als.interval.ms=86400000" run "$WORK/s5" "$WORK/m5s.json" g5
+VS_TEST_SET="${VS_TEST_SET:-} --set recommend.als.interval.ms=86400000 --set state.cache.mb=1" \
+    run "$WORK/s6" "$WORK/m6s.json" g6
+assert_gt "$(metric "$WORK/m5s.json" recommend.als.sweeps)" 25 "full ALS sweeps applied in 30 days"
+assert_eq 0 "$(metric "$WORK/m5s.json" recommend.als.failures)" "full ALS sweeps refused"
+assert_gt "$(metric "$WORK/m5s.json" recommend.als.rows)" 100 "item rows the last sweep solved"
+"$VS_BIN" inspect --state "$WORK/s5" --all --json > "$WORK/state5.json"
+"$VS_BIN" inspect --state "$WORK/s6" --all --json > "$WORK/state6.json"
+cmp "$WORK/state5.json" "$WORK/state6.json" && echo "ok: two runs with sweeps give identical state"
+for k in outputs.vs.recommendations recommend.als.sweeps recommend.live.hits; do
+    assert_eq "$(metric "$WORK/m5s.json" $k)" "$(metric "$WORK/m6s.json" $k)" "$k in both runs with sweeps"
+done
+if cmp -s "$WORK/state1.json" "$WORK/state5.json"; then
+    echo "FAIL: the sweeps changed no list"; exit 1
+fi
 # A third run over the same state finds nothing new: exactly-once state effects.
 run "$WORK/s1" "$WORK/m3.json" g1
 assert_eq 0 "$(metric "$WORK/m3.json" events.processed)" "events reprocessed after a clean stop"

@@ -817,6 +817,16 @@ static int kv_find(const struct kv *kv, const char *key)
     return -1;
 }
 
+/* Loading kv into a fresh recommender with params p fails with rc, the message naming what. */
+static void assert_load_fails(struct vs_rec_params *p, struct kv *kv, int rc, const char *what)
+{
+    char err[256];
+    struct vs_rec *d = make(p);
+    assert_int_equal(vs_rec_load(d, kv_get, kv, err, sizeof(err)), rc);
+    assert_non_null(strstr(err, what));
+    vs_rec_free(d);
+}
+
 /* The choice of the blend is part of the model: checkpointed, resumed, and a version-1 store
  * (from before it existed) loads with the configured blend. */
 static void adapt_state_survives_a_restart(void **state)
@@ -857,7 +867,7 @@ static void adapt_state_survives_a_restart(void **state)
     int m = kv_find(&ka, "meta");
     struct v1 old;
     memcpy(&old, ka.val[m], sizeof(old));
-    assert_int_equal(old.version, 2);
+    assert_int_equal(old.version, 3);
     old.version = 1;
     memcpy(ka.val[m], &old, sizeof(old));
     size_t v2_len = ka.len[m];
@@ -875,15 +885,139 @@ static void adapt_state_survives_a_restart(void **state)
     assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), VS_ECORRUPT);
     vs_rec_free(d);
     ka.len[m] = v2_len;
+    old.version = 3;
+    memcpy(ka.val[m], &old, sizeof(old));
     int32_t bad = VS_REC_MIXES;
     memcpy((char *)ka.val[m] + sizeof(old), &bad, sizeof(bad));
-    d = make(&p);
-    assert_int_equal(vs_rec_load(d, kv_get, &ka, err, sizeof(err)), VS_ECORRUPT);
-    assert_non_null(strstr(err, "meta"));
-    vs_rec_free(d);
+    assert_load_fails(&p, &ka, VS_ECORRUPT, "meta");
 
     kv_free(&ka);
     vs_rec_free(a);
+    vs_rec_free(c);
+}
+
+/* ==== Full ALS sweeps ==== */
+
+/* A runner whose work runs only when it is waited for: a sweep that is still running at every
+ * boundary and at every checkpoint, the hardest case for determinism. */
+struct deferred {
+    void (*work)(void *);
+    void *arg;
+    int submits, waits;
+};
+
+static void *deferred_submit(void *ctx, void (*work)(void *), void *arg)
+{
+    struct deferred *d = ctx;
+    assert_null(d->work); /* one sweep at a time */
+    d->work = work;
+    d->arg = arg;
+    d->submits++;
+    return d;
+}
+
+static void deferred_wait(void *ctx, void *handle)
+{
+    struct deferred *d = ctx;
+    assert_ptr_equal(handle, d);
+    assert_non_null(d->work);
+    d->work(d->arg);
+    d->work = NULL;
+    d->waits++;
+}
+
+static struct vs_rec_params sweep_params(void)
+{
+    struct vs_rec_params p = small_params();
+    p.als_interval_ms = 60000;
+    p.als_window = 5000; /* wraps: more than 5000 events below */
+    p.als_iterations = 1;
+    return p;
+}
+
+/* Taste-led events: customer c likes items of c % 4's quarter of 200, a minute of event time
+ * per 150 events. */
+static void taste_events(struct vs_rec *r, struct vs_rec_customer *cust, int n_cust, int from,
+                         int to, uint64_t *s)
+{
+    for (int e = from; e < to; e++) {
+        int c = (int)(rnd(s) % (uint64_t)n_cust);
+        int item = (c % 4) * 50 + (int)(rnd(s) % 50);
+        if (rnd(s) % 5 == 0) {
+            item = (int)(rnd(s) % 200);
+        }
+        learn(r, &cust[c], e % 17 == 0 ? VS_EVENT_PURCHASE : VS_EVENT_VIEW, item,
+              1700000000000LL + (int64_t)e * 400);
+    }
+}
+
+static void sweeps_apply_at_boundaries_and_survive_a_restart(void **state)
+{
+    struct vs_rec_params p = sweep_params();
+    struct deferred da = {0}, dc = {0};
+    struct vs_rec_runner ra = {deferred_submit, deferred_wait, &da};
+    struct vs_rec_runner rc_ = {deferred_submit, deferred_wait, &dc};
+    struct vs_rec *a = make(&p);
+    vs_rec_set_runner(a, &ra);
+    struct vs_rec_customer ca[80];
+    memset(ca, 0, sizeof(ca));
+    uint64_t s = 21;
+    /* About 20 minutes; boundaries at every whole minute, the 20th at event 2950: the restart
+     * below resumes right at it. */
+    taste_events(a, ca, 80, 0, 2950, &s);
+    struct vs_rec_sweeps sw = vs_rec_sweeps(a);
+    /* The first boundary only sets the clock; each later one applies the sweep started at the
+     * one before and starts the next, which is still running. */
+    assert_true(da.submits >= 18 && da.submits <= 21);
+    assert_int_equal(da.waits, da.submits - 1);
+    assert_int_equal(sw.sweeps, da.waits);
+    assert_int_equal(sw.failures, 0);
+    assert_true(sw.running && sw.solved > 150);
+
+    /* A restart from a commit made while a sweep runs resumes the same model: the sweep's
+     * snapshot, the log and the boundary are part of the checkpoint. */
+    struct kv ka;
+    memset(&ka, 0, sizeof(ka));
+    assert_int_equal(vs_rec_save(a, kv_put, &ka), 0);
+    kv_find(&ka, "als/sweep");
+    kv_find(&ka, "als/log/0");
+    struct vs_rec *c = make(&p);
+    vs_rec_set_runner(c, &rc_);
+    char err[256];
+    assert_int_equal(vs_rec_load(c, kv_get, &ka, err, sizeof(err)), 0);
+    assert_int_equal(dc.submits, 1); /* the sweep in flight, started again */
+    assert_true(vs_rec_sweeps(c).running);
+    struct vs_rec_customer cc[80];
+    memcpy(cc, ca, sizeof(ca));
+    uint64_t s2 = s;
+    taste_events(a, ca, 80, 2950, 6000, &s);
+    taste_events(c, cc, 80, 2950, 6000, &s2);
+    assert_true(vs_rec_sweeps(a).sweeps > sw.sweeps);
+    assert_same_model(a, ca, c, cc, 80);
+
+    /* A recommender without the log (sweeps off) learns something else from the same events. */
+    struct vs_rec_params off = small_params();
+    struct vs_rec *b = make(&off);
+    struct vs_rec_customer cb[80];
+    memset(cb, 0, sizeof(cb));
+    uint64_t s3 = 21;
+    taste_events(b, cb, 80, 0, 6000, &s3);
+    assert_memory_not_equal(vs_mf_row(vs_rec_mf(a), 0), vs_mf_row(vs_rec_mf(b), 0),
+                            sizeof(float) * 8 * 200);
+    for (int i = 0; i < 200 * 8; i++) {
+        assert_true(isfinite(vs_mf_row(vs_rec_mf(a), 0)[i]));
+    }
+    /* A different window cannot continue the stored log: refused, naming the key. */
+    struct vs_rec_params p2 = sweep_params();
+    p2.als_window = 4000;
+    assert_load_fails(&p2, &ka, VS_ECONFIG, "recommend.als.window");
+    /* A snapshot blob that does not fit the model is refused. */
+    ka.len[kv_find(&ka, "als/sweep")] -= 4;
+    assert_load_fails(&p, &ka, VS_ECORRUPT, "als/sweep");
+
+    kv_free(&ka);
+    vs_rec_free(a);
+    vs_rec_free(b);
     vs_rec_free(c);
 }
 
@@ -947,6 +1081,7 @@ int main(void)
         cmocka_unit_test(bad_events_and_take_backs),
         cmocka_unit_test(checkpoint_round_trip_and_determinism),
         cmocka_unit_test(adapt_state_survives_a_restart),
+        cmocka_unit_test(sweeps_apply_at_boundaries_and_survive_a_restart),
         cmocka_unit_test(last_list_and_live_check),
         cmocka_unit_test(list_due_follows_triggers_and_interval),
     };
