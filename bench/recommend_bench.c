@@ -423,9 +423,27 @@ int main(int argc, char **argv)
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "%s eval recommend --input %s --format csv", VS_BIN, csv);
     eval_json(cmd, syn, sizeof(syn));
+    /* The same with a full ALS sweep every day of event time (recommend.als.interval.ms), and
+     * the model alone (no co-occurrence, no popularity, fixed blend) without and with them. */
+#define DIG                                                                                        \
+    VS_BIN " eval recommend --input ../shared/data/diginetica/sample_train-item-views.csv "        \
+           "--format diginetica"
+#define SWEEPS " --set recommend.als.interval.ms=86400000"
+#define ALONE                                                                                      \
+    " --set recommend.blend.together=0 --set recommend.blend.trending=0 --set "                    \
+    "recommend.blend.model=1 --set recommend.blend.adapt=false"
+    char dig_als[4096], dig_alone[4096], dig_alone_als[4096], syn_als[4096];
+    eval_json(DIG SWEEPS, dig_als, sizeof(dig_als));
+    eval_json(DIG ALONE, dig_alone, sizeof(dig_alone));
+    eval_json(DIG ALONE SWEEPS, dig_alone_als, sizeof(dig_alone_als));
+    snprintf(cmd, sizeof(cmd), "%s eval recommend --input %s --format csv" SWEEPS, VS_BIN, csv);
+    eval_json(cmd, syn_als, sizeof(syn_als));
+#undef DIG
+#undef SWEEPS
+#undef ALONE
     unlink(csv);
 
-    char out[16384];
+    char out[32768];
     snprintf(out, sizeof(out),
              "{\"bench\":\"recommend\",\"k\":64,\"items\":%d,\"update_us_median\":%.2f,\"update_"
              "cpu_us_mean\":%.2f,\"update_wall_us_mean\":%.2f,"
@@ -435,11 +453,14 @@ int main(int argc, char **argv)
              "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
              "\"learn_us_per_event\":%.2f,\"adapt_us_per_event\":%.2f,"
              "\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,\"lists_hash\":\"%016llx\"},"
-             "\"diginetica\":%s,\"synthetic_shop\":%s}",
+             "\"diginetica\":%s,\"synthetic_shop\":%s,"
+             "\"als_sweeps_daily\":{\"diginetica\":%s,\"synthetic_shop\":%s,"
+             "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}}}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, top_us,
              sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected,
              (long long)st.events, st.us_per_event, st.learn_us, st.adapt_us, st.top_us_per_list,
-             st.lists_per_event, (unsigned long long)st.hash, dig, syn);
+             st.lists_per_event, (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone,
+             dig_alone_als);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");
