@@ -7,6 +7,9 @@
  *   update_us_median      median time of vs_rec_learn (fold-in + item step + co-occurrence +
  *                         popularity) at k = 64, customers with full recent-item lists
  *   top20_ratio           median vs_rec_top(n = 20) / median bare cblas_sgemv, 100k items, k 64
+ *   cholesky_us           a k = 64 solve by sposv_ and by spotf2_ + two cblas_strsv (medians)
+ *   als_sweep_ms_median   one full ALS sweep, k 64, 262,144 interactions, 20k customers, 2k
+ *                         items (median of 3)
  *   stream                the operator's path on the engine's default synthetic shop (the
  *                         generator's 300k events of 20k customers over 2000 items, 60 days, seed
  *                         1): per event vs_rec_learn, vs_rec_list_due and, when a list is due,
@@ -293,6 +296,73 @@ static uint64_t next(uint64_t *s)
     return *s >> 33;
 }
 
+/* A k = 64 Cholesky solve two ways (the system of a customer with 200 items): LAPACK's sposv_,
+ * and the unblocked spotf2_ with two cblas_strsv, which the full ALS sweep uses. Medians in us. */
+extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
+                   float *b, const int *ldb, int *info);
+extern void spotf2_(const char *uplo, const int *n, float *a, const int *lda, int *info);
+static void bench_cholesky(double *t, int reps, double *sposv_us, double *potf2_us)
+{
+    enum { KC = 64, ROWS = 200 };
+    static float rows[KC * ROWS], a[KC * KC], m[KC * KC], b[KC];
+    uint64_t s = 5;
+    for (int i = 0; i < KC * ROWS; i++) {
+        rows[i] = (float)(next(&s) % 1000) / 1000.0f - 0.5f;
+    }
+    cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, KC, ROWS, 1.0f, rows, KC, 0.0f, a, KC);
+    for (int i = 0; i < KC; i++) {
+        a[i * KC + i] += 2.0f;
+    }
+    int n = KC, one = 1, info = 0;
+    for (int way = 0; way < 2; way++) {
+        for (int r = 0; r < reps; r++) {
+            memcpy(m, a, sizeof(m));
+            for (int i = 0; i < KC; i++) {
+                b[i] = 1.0f;
+            }
+            double t0 = now_us();
+            if (way == 0) {
+                sposv_("U", &n, &one, m, &n, b, &n, &info);
+            } else {
+                spotf2_("U", &n, m, &n, &info);
+                cblas_strsv(CblasColMajor, CblasUpper, CblasTrans, CblasNonUnit, KC, m, KC, b, 1);
+                cblas_strsv(CblasColMajor, CblasUpper, CblasNoTrans, CblasNonUnit, KC, m, KC, b, 1);
+            }
+            t[r] = now_us() - t0;
+        }
+        *(way == 0 ? sposv_us : potf2_us) = median(t, reps);
+    }
+}
+
+/* One full ALS sweep (recommend.als.*) at k = 64 on a window of 262,144 interactions of 20,000
+ * customers over 2,000 items (the demo shop's size), median of 3, ms. */
+static double bench_sweep(void)
+{
+    enum { N_LOG = 262144, N_ITEMS = 2000 };
+    struct vs_als_entry *log = malloc(sizeof(*log) * N_LOG);
+    float *y = malloc(sizeof(float) * N_ITEMS * 64), *y0 = malloc(sizeof(float) * N_ITEMS * 64);
+    uint64_t s = 9;
+    for (int i = 0; i < N_ITEMS * 64; i++) {
+        y0[i] = 0.01f * ((float)(next(&s) % 2001) / 1000.0f - 1.0f);
+    }
+    for (int e = 0; e < N_LOG; e++) {
+        log[e] = (struct vs_als_entry){1 + (uint32_t)(next(&s) % 20000),
+                                       (int32_t)(next(&s) % N_ITEMS), 1.0f};
+    }
+    struct vs_als_params p = {64, 2.0f, 2.0f, 1};
+    double t[3];
+    for (int r = 0; r < 3; r++) {
+        memcpy(y, y0, sizeof(float) * N_ITEMS * 64);
+        double t0 = now_us();
+        vs_als_sweep(&p, y, N_ITEMS, log, N_LOG, NULL);
+        t[r] = (now_us() - t0) / 1e3;
+    }
+    free(log);
+    free(y);
+    free(y0);
+    return median(t, 3);
+}
+
 int main(int argc, char **argv)
 {
     vs__blas_kernels_check(argv); /* the engine's BLAS kernels (engine/blas.h) */
@@ -380,6 +450,9 @@ int main(int argc, char **argv)
         t[e] = now_us() - t0;
     }
     double item_us = median(t, UPDATES);
+    double sposv_us = 0, potf2_us = 0;
+    bench_cholesky(t, UPDATES, &sposv_us, &potf2_us);
+    double sweep_ms = bench_sweep();
 
     struct vs_mf *mf = vs_rec_mf(rec);
     int32_t n = vs_mf_items(mf);
@@ -448,7 +521,8 @@ int main(int argc, char **argv)
              "{\"bench\":\"recommend\",\"k\":64,\"items\":%d,\"update_us_median\":%.2f,\"update_"
              "cpu_us_mean\":%.2f,\"update_wall_us_mean\":%.2f,"
              "\"customer_eals_us_median\":%.2f,\"customer_exact_us_median\":%.2f,"
-             "\"item_step_us_median\":%.2f,"
+             "\"item_step_us_median\":%.2f,\"cholesky_us\":{\"sposv\":%.2f,\"spotf2_strsv\":%.2f},"
+             "\"als_sweep_ms_median\":%.1f,"
              "\"top20_us_median\":%.1f,\"sgemv_us_median\":%.1f,\"top20_ratio\":%.3f,"
              "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
              "\"learn_us_per_event\":%.2f,\"adapt_us_per_event\":%.2f,"
@@ -456,11 +530,11 @@ int main(int argc, char **argv)
              "\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"als_sweeps_daily\":{\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}}}",
-             n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, top_us,
-             sgemv_us, top_us / sgemv_us, (long long)vs_rec_stats(rec).rejected,
-             (long long)st.events, st.us_per_event, st.learn_us, st.adapt_us, st.top_us_per_list,
-             st.lists_per_event, (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone,
-             dig_alone_als);
+             n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, sposv_us,
+             potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us,
+             (long long)vs_rec_stats(rec).rejected, (long long)st.events, st.us_per_event,
+             st.learn_us, st.adapt_us, st.top_us_per_list, st.lists_per_event,
+             (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");
