@@ -3,7 +3,7 @@
  * the closed-form customer fold-in and the item step (see mf.h for the model).
  *
  * The large products are OpenBLAS: cblas_ssyrk adds the customer's confidence-weighted items to
- * the cached Gram matrix, LAPACK's sposv_ (Cholesky) solves the k x k system, and cblas_sgemv
+ * the cached Gram matrix, LAPACK's Cholesky (spotf2_) solves the k x k system, and cblas_sgemv
  * scores every item at once. The small per-interaction loops (the rank-2 update that keeps the
  * Gram cache equal to YtY when a row changes, the eALS sweep) are plain C on vectors
  * (mf_kernels.h, built for the baseline and for AVX2): at k <= 64 a BLAS call per row or per
@@ -25,8 +25,7 @@
 #include "mf_kernels.h"
 
 /* LAPACK's Cholesky solve, Fortran ABI (OpenBLAS exports it; there is no LAPACKE). */
-extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
-                   float *b, const int *ldb, int *info);
+extern void spotf2_(const char *uplo, const int *n, float *a, const int *lda, int *info);
 
 #define VS__MF_MAX_FOLD 64 /* items a fold-in looks at: the customer's most recent ones */
 #define VS__MF_MAGIC_META 0x464d5356u  /* "VSMF" */
@@ -321,8 +320,9 @@ static int all_finite(const float *v, int n)
  * The system is assembled in column-major upper storage: the Gram cache (upper triangle of a
  * row-major matrix is the lower triangle of the column-major one, so it is mirrored while
  * converted to float), plus lambda on the diagonal, plus one cblas_ssyrk of the customer's
- * rows scaled by sqrt(c - 1). The right-hand side is sum c_i y_i. sposv_ then factors and
- * solves in place.
+ * rows scaled by sqrt(c - 1). The right-hand side is sum c_i y_i. spotf2_ then factors in place
+ * and two cblas_strsv solve (the unblocked factorization: at k 64 it takes two thirds of the
+ * time of sposv_, recommend_bench's cholesky_us).
  */
 int vs_mf_fold_in(struct vs_mf *mf, const int32_t *items, const float *weight, int n, float *x)
 {
@@ -369,8 +369,12 @@ int vs_mf_fold_in(struct vs_mf *mf, const int32_t *items, const float *weight, i
     }
     /* rows is m x k row-major = k x m column-major: C += rows^T-as-columns products. */
     cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, m, 1.0f, rows, k, 1.0f, a, k);
-    int kk = k, one = 1, info = 0;
-    sposv_("U", &kk, &one, a, &kk, b, &kk, &info);
+    int kk = k, info = 0;
+    spotf2_("U", &kk, a, &kk, &info);
+    if (info == 0) {
+        cblas_strsv(CblasColMajor, CblasUpper, CblasTrans, CblasNonUnit, k, a, k, b, 1);
+        cblas_strsv(CblasColMajor, CblasUpper, CblasNoTrans, CblasNonUnit, k, a, k, b, 1);
+    }
     if (info != 0 || !all_finite(b, k)) {
         mf->rejected++;
         return VS_EINVAL;
