@@ -15,7 +15,9 @@
  * recommend.blend.trending.weight).
  *
  * The item factors, Gram cache, co-occurrence and popularity are checkpointed by changed chunk
- * of 256 items in the same commit as the customers' state, and loaded whole in init.
+ * of 256 items in the same commit as the customers' state, and loaded whole in init. With
+ * recommend.als.interval.ms set, full ALS sweeps run on the engine's thread pool (vs_job_submit)
+ * and are applied at event-time boundaries (recommender.h; recommend.als.sweeps).
  */
 #include <inttypes.h>
 #include <stdio.h>

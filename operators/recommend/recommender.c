@@ -102,9 +102,9 @@ const struct vs_config_key vs_rec_config[] = {
      * ../shared/data/diginetica (0.0525 with two iterations a sweep instead of one, at twice the
      * cost), 0.368 to 0.405 on the synthetic shop (two). Blended, co-occurrence carries most of the
      * list: diginetica HR@10 0.059583 either way, NDCG@10 0.033173 -> 0.033317; the synthetic
-     * shop 0.421505 -> 0.424361; the demo's live hit rate 0.444 -> 0.453, but
-     * its engine took 70 s instead of 25 (a sweep that a replay outruns is waited for at its
-     * boundary). Hence off by default. */
+     * shop 0.421505 -> 0.424361; the demo's live hit rate 0.444 -> 0.453, but its engine took
+     * 59 s instead of 25 (a sweep that a replay outruns is waited for at its boundary). Hence
+     * off by default. */
     {"recommend.als.interval.ms", VS_CONFIG_INT, "0",
      "a full implicit-ALS sweep over the last recommend.als.window interactions every this much "
      "event time, on the thread pool, applied at the next boundary (0: never)"},
