@@ -19,6 +19,10 @@
  *                         and of a list (median of the 3). Avro and
  *                         Kafka are not in it: this is the recommender's share of the engine's
  *                         CPU, without the encoding of the lists it sends.
+ *   skewed_log_200k       the evaluation on bench/skewed_log.py's popularity-led log (200k views,
+ *                         120k items)
+ *   movielens             the evaluation on MovieLens' u.data when the environment variable
+ *                         VS_MOVIELENS names the file (null otherwise)
  *
  * Prints a JSON object as its last line and writes it to bench/results/recommend.json. Run from
  * the repository root. `recommend_bench stream` runs and prints the stream part alone (quick, for
@@ -516,7 +520,39 @@ int main(int argc, char **argv)
 #undef ALONE
     unlink(csv);
 
-    char out[32768];
+    /* A log led by popularity (bench/skewed_log.py, 200k views over 120k items), where recent
+     * popularity is the strongest baseline; and MovieLens' u.data when VS_MOVIELENS names it
+     * (the data is not in ../shared/data: "movielens" is null without it). */
+    char skew[4096], ml[4096];
+    char skew_csv[] = "/tmp/vs-recommend-skewed-XXXXXX";
+    fd = mkstemp(skew_csv);
+    if (fd < 0) {
+        return 1;
+    }
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "python3 bench/skewed_log.py 200000 120000 %s", skew_csv);
+    snprintf(skew, sizeof(skew), "null");
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof(cmd), "%s eval recommend --input %s --format csv", VS_BIN, skew_csv);
+        eval_json(cmd, skew, sizeof(skew));
+    }
+    unlink(skew_csv);
+    const char *ml_path = getenv("VS_MOVIELENS");
+    snprintf(ml, sizeof(ml), "null");
+    if (ml_path && *ml_path) {
+        if (access(ml_path, R_OK) != 0 || strlen(ml_path) > 255 || strchr(ml_path, '\'')) {
+            fprintf(stderr,
+                    "recommend_bench: VS_MOVIELENS=%s: not a readable file (or a path "
+                    "with a quote or over 255 bytes); movielens left out\n",
+                    ml_path);
+        } else {
+            snprintf(cmd, sizeof(cmd), "%s eval recommend --input '%s' --format movielens", VS_BIN,
+                     ml_path);
+            eval_json(cmd, ml, sizeof(ml));
+        }
+    }
+
+    char out[65536];
     snprintf(out, sizeof(out),
              "{\"bench\":\"recommend\",\"k\":64,\"items\":%d,\"update_us_median\":%.2f,\"update_"
              "cpu_us_mean\":%.2f,\"update_wall_us_mean\":%.2f,"
@@ -529,12 +565,14 @@ int main(int argc, char **argv)
              "\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,\"lists_hash\":\"%016llx\"},"
              "\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"als_sweeps_daily\":{\"diginetica\":%s,\"synthetic_shop\":%s,"
-             "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}}}",
+             "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}},"
+             "\"skewed_log_200k\":%s,\"movielens\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, sposv_us,
              potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us,
              (long long)vs_rec_stats(rec).rejected, (long long)st.events, st.us_per_event,
              st.learn_us, st.adapt_us, st.top_us_per_list, st.lists_per_event,
-             (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als);
+             (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als,
+             skew, ml);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");
