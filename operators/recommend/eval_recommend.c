@@ -17,6 +17,7 @@
  */
 #include "eval_recommend.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -214,6 +215,25 @@ static int fail_line(const char *path, int64_t line, const char *what)
     return 1;
 }
 
+/* Whether line is the header of Diginetica's train-item-views.csv: the CIKM Cup 2016 file's own
+ * sessionId;userId;itemId;timeframe;eventdate or the SR-GNN sample's session_id;user_id;...,
+ * compared without case and underscores. */
+static int is_diginetica_header(const char *line)
+{
+    static const char want[] = "sessionid;userid;itemid;timeframe;eventdate";
+    size_t w = 0;
+    for (const char *c = line; *c; c++) {
+        if (*c == '_') {
+            continue;
+        }
+        if (want[w] == 0 || tolower((unsigned char)*c) != want[w]) {
+            return 0;
+        }
+        w++;
+    }
+    return want[w] == 0;
+}
+
 static int parse_i64(const char *s, size_t len, int64_t *out)
 {
     char buf[32];
@@ -277,6 +297,19 @@ static int split(char *line, char sep, char **f, size_t *fl, int max)
         }
         p = e + 1;
     }
+}
+
+/* "a::b" becomes "a:b" in place, so that ':' separates the fields of ratings.dat. */
+static void squeeze_double_colons(char *line)
+{
+    char *w = line;
+    for (char *r = line; *r; r++) {
+        *w++ = *r;
+        if (r[0] == ':' && r[1] == ':') {
+            r++;
+        }
+    }
+    *w = 0;
 }
 
 static int cmp_rows(const void *a, const void *b)
@@ -364,17 +397,24 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
             line[--len] = 0;
         }
+        if (no == 1 && len >= 3 && !memcmp(line, "\xef\xbb\xbf", 3)) {
+            memmove(line, line + 3, (size_t)len - 2); /* a UTF-8 byte order mark */
+            len -= 3;
+        }
         if (len == 0) {
             continue;
         }
         if (no == 1 && fmt == FMT_DIGINETICA) {
-            if (strncmp(line, "session_id;", 11) != 0) {
+            if (is_diginetica_header(line)) {
+                continue;
+            }
+            /* Copies of the file without its header start with a session id: data. */
+            if (!isdigit((unsigned char)line[0])) {
                 rc = fail_line(path, no,
-                               "expected the header session_id;user_id;item_id;"
-                               "timeframe;eventdate");
+                               "expected the header session_id;user_id;item_id;timeframe;"
+                               "eventdate (or sessionId;userId;itemId;timeframe;eventdate)");
                 break;
             }
-            continue;
         }
         if (no == 1 && fmt == FMT_CSV) {
             if (split(line, ',', fld, fl, 8) != 3 || strncmp(line, "user_id,", 8) != 0) {
@@ -413,9 +453,20 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
              * (ms into the session) so that popularity decays within a day too. */
             ts = key + k2;
         } else if (fmt == FMT_MOVIELENS) {
-            nf = split(line, '\t', fld, fl, 8);
+            /* u.data separates by tabs; the later releases' ratings.dat by "::" and
+             * ratings.csv by commas: the same four fields. */
+            char sep = '\t';
+            if (!memchr(line, '\t', (size_t)len)) {
+                sep = strstr(line, "::") ? ':' : ',';
+                if (sep == ':') {
+                    squeeze_double_colons(line);
+                }
+            }
+            nf = split(line, sep, fld, fl, 8);
             if (nf != 4) {
-                rc = fail_line(path, no, "expected 4 tab-separated fields: user item rating time");
+                rc = fail_line(path, no,
+                               "expected 4 fields: user item rating time, separated by tabs "
+                               "(u.data), \"::\" (ratings.dat) or commas (ratings.csv)");
                 break;
             }
             if (no == 1 && parse_i64(fld[3], fl[3], &v) < 0 && parse_i64(fld[0], fl[0], &v) < 0) {
@@ -611,11 +662,13 @@ static void usage(FILE *out)
             "JSON object.\n"
             "\n"
             "formats:\n"
-            "  diginetica  session_id;user_id;item_id;timeframe;eventdate with a header; a\n"
+            "  diginetica  session_id;user_id;item_id;timeframe;eventdate (CIKM Cup 2016's\n"
+            "              train-item-views.csv: its header, spelt either way, or none); a\n"
             "              session is a customer; ordered by eventdate, session_id, timeframe\n"
-            "  movielens   user<TAB>item<TAB>rating<TAB>unixtime (MovieLens u.data); every rating\n"
-            "              is an interaction; ordered by time, then file order; a first\n"
-            "              line of column names is skipped\n"
+            "  movielens   user<TAB>item<TAB>rating<TAB>unixtime (MovieLens u.data; also\n"
+            "              ratings.dat's \"::\" and ratings.csv's commas); every rating is an\n"
+            "              interaction; ordered by time, then file order; a first line of\n"
+            "              column names is skipped\n"
             "  csv         user_id,item_id,ts with a header; ts in epoch seconds or milliseconds;\n"
             "              ordered by ts, then file order\n"
             "\n"

@@ -155,6 +155,32 @@ static void formats_agree(void **state)
     j = last_line();
     assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
     assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
+    /* As MovieLens 1M's ratings.dat ("::") and the later ratings.csv (commas, a header). */
+    char other[512];
+    size_t o = 0;
+    for (const char *c = tiny_ratings; *c && o + 3 < sizeof(other); c++) {
+        other[o++] = *c == '\t' ? ':' : *c;
+        if (*c == '\t') {
+            other[o++] = ':';
+        }
+    }
+    other[o] = 0;
+    write_file("/tmp/vs_eval_tiny.data", other);
+    assert_int_equal(run(5, argv), 0);
+    j = last_line();
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+    assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
+    o = (size_t)snprintf(other, sizeof(other), "userId,movieId,rating,timestamp\n");
+    for (const char *c = tiny_ratings; *c && o + 1 < sizeof(other); c++) {
+        other[o++] = *c == '\t' ? ',' : *c;
+    }
+    other[o] = 0;
+    write_file("/tmp/vs_eval_tiny.data", other);
+    assert_int_equal(run(5, argv), 0);
+    j = last_line();
+    assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+    assert_true(
+        fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") - (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
     unlink("/tmp/vs_eval_tiny.data");
 
     /* Diginetica: sessions are customers, ordered by date, then session, then timeframe. */
@@ -172,6 +198,23 @@ static void formats_agree(void **state)
      * miss), s1 12 (test, unseen: miss). */
     assert_int_equal((int)json_num(j, NULL, "test_points"), 3);
     assert_true(json_num(j, "\"model\"", "hr@10") == 0.0);
+
+    /* The same views under the CIKM Cup file's own header (with a byte order mark and CRLF
+     * line ends), and without a header: the same counts. */
+    const char *views = "2;NA;20;100;2016-05-02\n"
+                        "1;NA;10;500;2016-05-01\n"
+                        "1;NA;11;900;2016-05-01\n"
+                        "2;NA;10;50;2016-05-02\n"
+                        "1;NA;12;100;2016-05-03\n";
+    char text[512];
+    snprintf(text, sizeof(text), "\xef\xbb\xbfsessionId;userId;itemId;timeframe;eventdate\r\n%s",
+             views);
+    write_file("/tmp/vs_eval_tiny.dig", text);
+    assert_int_equal(run(5, argv2), 0);
+    assert_int_equal((int)json_num(last_line(), NULL, "test_points"), 3);
+    write_file("/tmp/vs_eval_tiny.dig", views);
+    assert_int_equal(run(5, argv2), 0);
+    assert_int_equal((int)json_num(last_line(), NULL, "test_points"), 3);
     unlink("/tmp/vs_eval_tiny.dig");
 }
 
@@ -196,6 +239,8 @@ static void bad_input_is_reported(void **state)
     const char *dig[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "diginetica"};
     rejects(dig, "session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;10;2016-13-01\n",
             ":2:", "eventdate");
+    rejects(dig, "session;user;item;time;date\n1;NA;5;10;2016-01-01\n", ":1:", "header");
+    rejects(dig, "sessionId;userId;itemId;timeframe\n1;NA;5;10;2016-01-01\n", ":1:", "header");
     /* MovieLens: only a first line without a numeric user and time is taken for a header. */
     const char *ml[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "movielens"};
     rejects(ml, "1\t1\t5\tx\n2\t1\t5\t2\n", ":1:", "time");
