@@ -7,6 +7,8 @@
  *   update_us_median      median time of vs_rec_learn (fold-in + item step + co-occurrence +
  *                         popularity) at k = 64, customers with full recent-item lists
  *   top20_ratio           median vs_rec_top(n = 20) / median bare cblas_sgemv, 100k items, k 64
+ *   scores_us_median      vs_mf_scores over the same 100k items with one OpenBLAS thread and
+ *                         with the two `eval recommend` gives a large catalogue
  *   cholesky_us           a k = 64 solve by sposv_ and by spotf2_ + two cblas_strsv (medians)
  *   als_sweep_ms_median   one full ALS sweep, k 64, 262,144 interactions, 20k customers, 2k
  *                         items (median of 3)
@@ -478,6 +480,22 @@ int main(int argc, char **argv)
     }
     double top_us = median(t, TOP_REPS);
     double sgemv_us = median(tg, TOP_REPS);
+    /* The scores as `eval recommend` takes them for a catalogue this large: two OpenBLAS
+     * threads (vs_mf_set_score_threads), against one, in alternating calls. */
+    double *t2 = malloc(sizeof(double) * TOP_REPS);
+    for (int r = 0; r < TOP_REPS; r++) {
+        const float *x = cust[r % CUSTOMERS].x;
+        for (int threads = 1; threads <= 2; threads++) {
+            vs_mf_set_score_threads(mf, threads);
+            double t0 = now_us();
+            vs_mf_scores(mf, x, 1.0f, y);
+            (threads == 1 ? tg : t2)[r] = now_us() - t0;
+            checksum += y[r];
+        }
+    }
+    vs_mf_set_score_threads(mf, 1);
+    double scores1_us = median(tg, TOP_REPS), scores2_us = median(t2, TOP_REPS);
+    free(t2);
 
     struct stream_result st = {0};
     char csv[] = "/tmp/vs-recommend-stream-XXXXXX";
@@ -560,6 +578,7 @@ int main(int argc, char **argv)
              "\"item_step_us_median\":%.2f,\"cholesky_us\":{\"sposv\":%.2f,\"spotf2_strsv\":%.2f},"
              "\"als_sweep_ms_median\":%.1f,"
              "\"top20_us_median\":%.1f,\"sgemv_us_median\":%.1f,\"top20_ratio\":%.3f,"
+             "\"scores_us_median\":{\"threads_1\":%.1f,\"threads_2\":%.1f},"
              "\"rejected\":%lld,\"stream\":{\"events\":%lld,\"us_per_event\":%.2f,"
              "\"learn_us_per_event\":%.2f,\"adapt_us_per_event\":%.2f,"
              "\"top_us_per_list\":%.2f,\"lists_per_event\":%.3f,\"lists_hash\":\"%016llx\"},"
@@ -568,7 +587,7 @@ int main(int argc, char **argv)
              "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}},"
              "\"skewed_log_200k\":%s,\"movielens\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, sposv_us,
-             potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us,
+             potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us, scores1_us, scores2_us,
              (long long)vs_rec_stats(rec).rejected, (long long)st.events, st.us_per_event,
              st.learn_us, st.adapt_us, st.top_us_per_list, st.lists_per_event,
              (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als,

@@ -739,13 +739,15 @@ int vs_eval_recommend_main(int argc, char **argv)
         return 1;
     }
     /* As in the engine, the model runs on one thread: OpenBLAS's threads only slow down the
-     * small calls of each update. */
+     * small calls of each update. The exception is the scores of a large catalogue, which
+     * take two (a fixed number, so that any machine gives the same bits). */
     openblas_set_num_threads(1);
     struct vs_rec *rec = vs_rec_new(&params, err, sizeof(err));
     if (!rec) {
         fprintf(stderr, "eval recommend: %s\n", err);
         return 1;
     }
+    vs_mf_set_score_threads(vs_rec_mf(rec), 2);
     struct log lg;
     memset(&lg, 0, sizeof(lg));
     int rc = read_log(input, fmt, &lg);

@@ -49,6 +49,7 @@ struct vs_mf {
     float *rhs;  /* scratch: k */
     double *yt;  /* scratch: eALS's gathered rows, k x VS__MF_MAX_FOLD, transposed */
     const struct vs__mf_kernels *kern; /* the eALS sweep and Gram update for this CPU */
+    int score_threads;                 /* OpenBLAS threads for a large catalogue's scores */
 };
 
 uint64_t vs_mf_hash(const char *s, uint64_t seed)
@@ -521,13 +522,25 @@ int vs_mf_add_rows(struct vs_mf *mf, const float *delta, int32_t n)
     return 0;
 }
 
+void vs_mf_set_score_threads(struct vs_mf *mf, int threads)
+{
+    mf->score_threads = threads > 1 ? threads : 1;
+}
+
 void vs_mf_scores(const struct vs_mf *mf, const float *x, float alpha, float *scores)
 {
     if (mf->n == 0) {
         return;
     }
+    int threaded = mf->score_threads > 1 && (size_t)mf->n * (size_t)mf->k >= VS_MF_THREADED_FLOATS;
+    if (threaded) {
+        openblas_set_num_threads(mf->score_threads);
+    }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, mf->n, mf->k, alpha, mf->y, mf->k, x, 1, 0.0f, scores,
                 1);
+    if (threaded) {
+        openblas_set_num_threads(1);
+    }
 }
 
 void vs_mf_gram_recompute(const struct vs_mf *mf, double *out)

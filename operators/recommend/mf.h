@@ -101,6 +101,16 @@ void vs_mf_prefetch(const struct vs_mf *mf, const int32_t *items, int n);
 /* scores[i] = alpha * Y[i] . x for every item: one cblas_sgemv. */
 void vs_mf_scores(const struct vs_mf *mf, const float *x, float alpha, float *scores);
 
+/* Score a catalogue of at least VS_MF_THREADED_FLOATS factors (32,768 items at k = 64) with
+ * this many OpenBLAS threads (default 1). The product then streams more than the caches hold,
+ * and one core does not draw all of the memory's bandwidth: at 100k items two threads take
+ * half the time (recommend_bench: scores_us_median). For `eval recommend`, which does nothing
+ * else meanwhile; the engine keeps one thread (see vs_mf_new). OpenBLAS splits the rows among
+ * its threads, and the scores of some catalogue sizes then differ in the last bit from the
+ * one-thread product's; calls with the same setting give the same bits. */
+#define VS_MF_THREADED_FLOATS (1u << 21)
+void vs_mf_set_score_threads(struct vs_mf *mf, int threads);
+
 /* Recompute YtY from scratch into the upper triangle of out[k*k] (cblas_dsyrk). For checks. */
 void vs_mf_gram_recompute(const struct vs_mf *mf, double *out);
 

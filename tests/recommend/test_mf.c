@@ -412,12 +412,54 @@ static void kernel_builds_agree(void **state)
     assert_int_equal(compared, 20);
 }
 
+/* Scores of a catalogue large enough for two threads: each is Y[i] . x (against a double
+ * reference), two threaded calls give the same bits, and a small catalogue is left to one thread
+ * (the same bits as without the setting). */
+static void threaded_scores(void **state)
+{
+    const int k = 64, n = (int)(VS_MF_THREADED_FLOATS / 64) + 77; /* odd-sized */
+    struct vs_mf *mf = model(k, n);
+    float x[64];
+    for (int f = 0; f < k; f++) {
+        x[f] = (float)(f % 7) - 3.0f;
+    }
+    float *one = malloc(sizeof(float) * (size_t)n), *two = malloc(sizeof(float) * (size_t)n);
+    float *again = malloc(sizeof(float) * (size_t)n);
+    vs_mf_scores(mf, x, 0.5f, one);
+    vs_mf_set_score_threads(mf, 2);
+    vs_mf_scores(mf, x, 0.5f, two);
+    vs_mf_scores(mf, x, 0.5f, again);
+    assert_memory_equal(two, again, sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i += 1 + i % 97) {
+        const float *y = vs_mf_row(mf, i);
+        double ref = 0, mag = 0;
+        for (int f = 0; f < k; f++) {
+            ref += (double)y[f] * x[f];
+            mag += fabs((double)y[f] * x[f]);
+        }
+        ref *= 0.5;
+        assert_true(fabs(two[i] - ref) <= 1e-5 * mag + 1e-30);
+        assert_true(fabs(one[i] - ref) <= 1e-5 * mag + 1e-30);
+    }
+    vs_mf_free(mf);
+    mf = model(k, 1000);
+    vs_mf_scores(mf, x, 0.5f, one);
+    vs_mf_set_score_threads(mf, 2);
+    vs_mf_scores(mf, x, 0.5f, two);
+    assert_memory_equal(one, two, sizeof(float) * 1000);
+    vs_mf_free(mf);
+    free(one);
+    free(two);
+    free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fold_in_matches_direct_solve), cmocka_unit_test(gram_cache_tracks_updates),
         cmocka_unit_test(poisoned_update_is_rejected),  cmocka_unit_test(intern_rules),
         cmocka_unit_test(checkpoint_round_trip),        cmocka_unit_test(kernel_builds_agree),
+        cmocka_unit_test(threaded_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
