@@ -456,9 +456,12 @@ static void threaded_scores(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(fold_in_matches_direct_solve), cmocka_unit_test(gram_cache_tracks_updates),
-        cmocka_unit_test(poisoned_update_is_rejected),  cmocka_unit_test(intern_rules),
-        cmocka_unit_test(checkpoint_round_trip),        cmocka_unit_test(kernel_builds_agree),
+        cmocka_unit_test(fold_in_matches_direct_solve),
+        cmocka_unit_test(gram_cache_tracks_updates),
+        cmocka_unit_test(poisoned_update_is_rejected),
+        cmocka_unit_test(intern_rules),
+        cmocka_unit_test(checkpoint_round_trip),
+        cmocka_unit_test(kernel_builds_agree),
         cmocka_unit_test(threaded_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
