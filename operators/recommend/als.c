@@ -157,9 +157,9 @@ static int solve_one(const float *gram, float lambda, const float *f, int k, con
         }
         cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, m, 1.0f, rows, k, 1.0f, a, k);
     }
-    /* The unblocked factorization and two triangular solves: at k = 64, 9.5 us against 14.4
+    /* The unblocked factorization and two triangular solves: at k = 64, 8.7 us against 12.4
      * for sposv_, whose blocked path spends most of its time in small strsm calls
-     * (bench_recommend_bench: cholesky_us). */
+     * (recommend_bench: cholesky_us). */
     int kn = k, info = 0;
     spotf2_("U", &kn, a, &kn, &info);
     if (info != 0) {
