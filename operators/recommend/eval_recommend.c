@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cblas.h>
@@ -312,6 +313,222 @@ static void squeeze_double_colons(char *line)
     *w = 0;
 }
 
+/*
+ * Split one line of CSV (RFC 4180) at commas into at most max fields, in place: a field in
+ * double quotes may hold commas, and "" inside it stands for one quote; blanks around a field
+ * are dropped. Returns the field count, or -1 for a quote left open or text after one closed.
+ */
+static int csv_split(char *line, char **f, size_t *fl, int max)
+{
+    int n = 0;
+    char *r = line;
+    for (;;) {
+        while (*r == ' ' || *r == '\t') {
+            r++;
+        }
+        char *start = r, *end;
+        if (*r == '"') {
+            char *w = r++;
+            for (;;) {
+                if (*r == 0) {
+                    return -1;
+                }
+                if (*r == '"' && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                } else if (*r == '"') {
+                    r++;
+                    break;
+                } else {
+                    *w++ = *r++;
+                }
+            }
+            end = w;
+            while (*r == ' ' || *r == '\t') {
+                r++;
+            }
+            if (*r != ',' && *r != 0) {
+                return -1;
+            }
+        } else {
+            while (*r != ',' && *r != 0) {
+                r++;
+            }
+            end = r;
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+                end--;
+            }
+        }
+        if (n < max) {
+            f[n] = start;
+            fl[n] = (size_t)(end - start);
+        }
+        n++;
+        if (*r == 0) {
+            return n;
+        }
+        r++;
+    }
+}
+
+/* Where the csv format's columns are: user_id, item_id and ts by name, in any order, among
+ * n columns (the others are ignored). */
+struct csv_cols {
+    int user, item, ts, n;
+};
+
+#define CSV_MAX_COLS 64
+
+static int field_is(const char *f, size_t len, const char *name)
+{
+    return strlen(name) == len && strncasecmp(f, name, len) == 0;
+}
+
+/* The header line of the csv format; 0, or -1 with why set. */
+static int csv_header(char *line, struct csv_cols *c, char *why, size_t whylen)
+{
+    char *f[CSV_MAX_COLS];
+    size_t fl[CSV_MAX_COLS];
+    int n = csv_split(line, f, fl, CSV_MAX_COLS);
+    if (n < 0 || n > CSV_MAX_COLS) {
+        snprintf(why, whylen, "expected a header of at most %d comma-separated column names",
+                 CSV_MAX_COLS);
+        return -1;
+    }
+    c->user = c->item = c->ts = -1;
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        int *slot = field_is(f[i], fl[i], "user_id")   ? &c->user
+                    : field_is(f[i], fl[i], "item_id") ? &c->item
+                    : field_is(f[i], fl[i], "ts")      ? &c->ts
+                                                       : NULL;
+        if (slot && *slot >= 0) {
+            snprintf(why, whylen, "the header names column '%.*s' twice", (int)fl[i], f[i]);
+            return -1;
+        }
+        if (slot) {
+            *slot = i;
+        }
+    }
+    const char *missing = c->user < 0   ? "user_id"
+                          : c->item < 0 ? "item_id"
+                          : c->ts < 0   ? "ts"
+                                        : NULL;
+    if (missing) {
+        snprintf(why, whylen,
+                 "expected the header user_id,item_id,ts (in any order, other columns ignored): "
+                 "no column %s",
+                 missing);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * An event time in epoch ms: epoch seconds or milliseconds, told apart by size (below 10^11 is
+ * seconds, i.e. before 1973 in ms), whole or with a fraction; or an ISO 8601 date with an
+ * optional time of day after 'T' or a space (HH:MM, :SS, a fraction of a second) and an
+ * optional Z or +HH:MM / -HH:MM (or HHMM, HH) offset.
+ */
+static int parse_ts(const char *s, size_t len, int64_t *ms)
+{
+    char buf[48];
+    if (len == 0 || len >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    int64_t v;
+    if (parse_i64(buf, len, &v) == 0) {
+        if (v < 0) {
+            return -1;
+        }
+        *ms = v < 100000000000LL ? v * 1000 : v;
+        return 0;
+    }
+    if (len >= 10 && buf[4] == '-') {
+        int64_t day;
+        if (parse_date(buf, 10, &day) < 0) {
+            return -1;
+        }
+        const char *p = buf + 10;
+        int64_t t = 0, off = 0;
+        if (*p == 'T' || *p == 't' || *p == ' ') {
+            int h, m, n = 0;
+            if (sscanf(p + 1, "%2d:%2d%n", &h, &m, &n) != 2 || n != 5 || h > 23 || m > 59) {
+                return -1;
+            }
+            p += 1 + n;
+            int sec = 0;
+            if (*p == ':') {
+                if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2])) {
+                    return -1;
+                }
+                sec = (p[1] - '0') * 10 + (p[2] - '0');
+                if (sec > 60) {
+                    return -1;
+                }
+                p += 3;
+            }
+            double frac = 0, scale = 0.1;
+            if (*p == '.' || *p == ',') {
+                if (!isdigit((unsigned char)p[1])) {
+                    return -1;
+                }
+                for (p++; isdigit((unsigned char)*p); p++, scale /= 10) {
+                    frac += (*p - '0') * scale;
+                }
+            }
+            t = ((int64_t)h * 3600 + m * 60 + sec) * 1000 + (int64_t)(frac * 1000);
+            if (*p == 'Z' || *p == 'z') {
+                p++;
+            } else if (*p == '+' || *p == '-') {
+                int sign = *p == '-' ? -1 : 1, oh, om = 0;
+                p++;
+                if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1])) {
+                    return -1;
+                }
+                oh = (p[0] - '0') * 10 + (p[1] - '0');
+                p += 2;
+                if (*p == ':') {
+                    p++;
+                }
+                if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1])) {
+                    om = (p[0] - '0') * 10 + (p[1] - '0');
+                    p += 2;
+                }
+                if (oh > 23 || om > 59) {
+                    return -1;
+                }
+                off = sign * ((int64_t)oh * 60 + om) * 60000;
+            }
+        }
+        if (*p) {
+            return -1;
+        }
+        *ms = day + t - off;
+        return 0;
+    }
+    /* Digits with one decimal point (no sign, exponent, hex, inf or nan). */
+    int dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == '.') {
+            dots++;
+        } else if (!isdigit((unsigned char)buf[i])) {
+            return -1;
+        }
+    }
+    if (dots != 1 || len == 1) {
+        return -1;
+    }
+    double d = strtod(buf, NULL);
+    if (!(d < 9e15)) {
+        return -1;
+    }
+    *ms = d < 1e11 ? llround(d * 1000) : llround(d);
+    return 0;
+}
+
 static int cmp_rows(const void *a, const void *b)
 {
     const struct row *x = a, *y = b;
@@ -392,6 +609,7 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
     int rc = 0;
     char *fld[8];
     size_t fl[8];
+    struct csv_cols cols = {0, 0, 0, 0};
     while ((len = getline(&line, &cap, f)) >= 0) {
         no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
@@ -416,9 +634,10 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
                 break;
             }
         }
-        if (no == 1 && fmt == FMT_CSV) {
-            if (split(line, ',', fld, fl, 8) != 3 || strncmp(line, "user_id,", 8) != 0) {
-                rc = fail_line(path, no, "expected the header user_id,item_id,ts");
+        if (fmt == FMT_CSV && cols.n == 0) {
+            char why[160];
+            if (csv_header(line, &cols, why, sizeof(why)) < 0) {
+                rc = fail_line(path, no, why);
                 break;
             }
             continue;
@@ -492,20 +711,27 @@ static int read_log(const char *path, enum format fmt, struct log *lg)
             item = fld[1];
             ilen = fl[1];
         } else {
-            nf = split(line, ',', fld, fl, 8);
-            if (nf != 3) {
-                rc = fail_line(path, no, "expected 3 comma-separated fields: user_id,item_id,ts");
+            char *cf[CSV_MAX_COLS];
+            size_t cl[CSV_MAX_COLS];
+            nf = csv_split(line, cf, cl, CSV_MAX_COLS);
+            if (nf != cols.n) {
+                char why[96];
+                snprintf(why, sizeof(why), "expected %d comma-separated fields, as the header has",
+                         cols.n);
+                rc = fail_line(path, no, nf < 0 ? "a double quote is not closed" : why);
                 break;
             }
-            if (parse_i64(fld[2], fl[2], &v) < 0 || v < 0) {
-                rc = fail_line(path, no, "ts is not a non-negative integer");
+            if (parse_ts(cf[cols.ts], cl[cols.ts], &ts) < 0) {
+                rc = fail_line(path, no,
+                               "ts is not a time: expected epoch seconds or milliseconds, or an "
+                               "ISO 8601 date and time");
                 break;
             }
-            ts = key = v < 100000000000LL ? v * 1000 : v; /* epoch seconds or milliseconds */
-            user = fld[0];
-            ulen = fl[0];
-            item = fld[1];
-            ilen = fl[1];
+            key = ts;
+            user = cf[cols.user];
+            ulen = cl[cols.user];
+            item = cf[cols.item];
+            ilen = cl[cols.item];
         }
         if (ulen == 0 || ulen > 255) {
             rc = fail_line(path, no, "empty or over-long (> 255 bytes) user id");
@@ -669,8 +895,10 @@ static void usage(FILE *out)
             "              ratings.dat's \"::\" and ratings.csv's commas); every rating is an\n"
             "              interaction; ordered by time, then file order; a first line of\n"
             "              column names is skipped\n"
-            "  csv         user_id,item_id,ts with a header; ts in epoch seconds or milliseconds;\n"
-            "              ordered by ts, then file order\n"
+            "  csv         user_id,item_id,ts with a header (the three columns in any order,\n"
+            "              others ignored; fields may be double-quoted); ts in epoch seconds or\n"
+            "              milliseconds, or an ISO 8601 date and time; ordered by ts, then file\n"
+            "              order\n"
             "\n"
             "--set takes the recommend.* configuration keys:\n");
     for (const struct vs_config_key *k = vs_rec_config; k->key; k++) {

@@ -218,6 +218,48 @@ static void formats_agree(void **state)
     unlink("/tmp/vs_eval_tiny.dig");
 }
 
+/* tiny_csv's log as other programs write it: the columns in another order among others, quoted
+ * fields, and times as ISO 8601 (with offsets and fractions) or as epoch seconds with a
+ * fraction. The same events in the same order: the same counts. */
+static void csv_columns_and_times(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "event,ts,\"item_id\",USER_ID\n"
+        "view,2020-01-01T00:00:01Z,1,\"a\"\n"
+        "view,2020-01-01 00:00:02,\"1\",b\n"
+        "view,2020-01-01T00:00:03.000Z,2,b\n"
+        "\"view, again\",2020-01-01T01:00:05+01:00,3,c\n"
+        "view,2019-12-31T23:00:04-0100,2,a\n"
+        "view, 2020-01-01T00:00:06.250 ,1,c\n"
+        "view,2020-01-01T00:00:07Z,1,a\n"
+        "view,2020-01-01T00:00:08,9,d\n"
+        "view,2020-01-01T00:00:09.5,5,b\n",
+        "user_id,item_id,ts\n"
+        "a,1,1577836801.0\n"
+        "b,1,1577836802.25\n"
+        "b,2,1577836803.5\n"
+        "c,3,1577836805.0\n"
+        "a,2,1577836804.0\n"
+        "c,1,1577836806.0\n"
+        "a,1,1577836807.0\n"
+        "d,9,1577836808.0\n"
+        "b,5,1577836809.0\n",
+    };
+    const char *argv[] = {"recommend", "--input", "/tmp/vs_eval_tiny.csv", "--format", "csv"};
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        write_file("/tmp/vs_eval_tiny.csv", texts[t]);
+        assert_int_equal(run(5, argv), 0);
+        const char *j = last_line();
+        assert_int_equal((int)json_num(j, NULL, "test_points"), 4);
+        assert_true(fabs(json_num(j, "\"cooccurrence\"", "ndcg@10") - 0.5) < 1e-5);
+        assert_true(fabs(json_num(j, "\"recent_popularity\"", "ndcg@10") -
+                         (1.0 + 1.0 / log2(3.0)) / 4) < 1e-5);
+        assert_true(fabs(json_num(j, "\"model\"", "hr@10") - 0.5) < 1e-5);
+    }
+    unlink("/tmp/vs_eval_tiny.csv");
+}
+
 /* The log text in /tmp/vs_eval_bad.csv is refused, with a message holding at and what (if set). */
 static void rejects(const char **argv, const char *text, const char *at, const char *what)
 {
@@ -235,6 +277,12 @@ static void bad_input_is_reported(void **state)
     rejects(csv, "user_id,item_id,ts\na,1,1\nb,2,notanumber\n", "vs_eval_bad.csv:3", "ts");
     rejects(csv, "user_id,item_id,ts\na,1,1\nb,2\n", ":3:", NULL);
     rejects(csv, "a,1,1\n", ":1:", "header");
+    rejects(csv, "user_id,item_id,time\na,1,1\n", ":1:", "no column ts");
+    rejects(csv, "user_id,item_id,ts,user_id\na,1,1,a\n", ":1:", "twice");
+    rejects(csv, "user_id,item_id,ts\n\"a,1,1\n", ":2:", "quote");
+    rejects(csv, "user_id,item_id,ts\na,1,2016-05-01T24:00\n", ":2:", "ts");
+    rejects(csv, "user_id,item_id,ts\na,1,1e9\n", ":2:", "ts");
+    rejects(csv, "user_id,item_id,ts\na,1,-5\n", ":2:", "ts");
     rejects(csv, "user_id,item_id,ts\n", "no interactions", NULL);
     const char *dig[] = {"recommend", "--input", "/tmp/vs_eval_bad.csv", "--format", "diginetica"};
     rejects(dig, "session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;10;2016-13-01\n",
@@ -344,6 +392,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(protocol_on_a_tiny_log),
         cmocka_unit_test(formats_agree),
+        cmocka_unit_test(csv_columns_and_times),
         cmocka_unit_test(bad_input_is_reported),
         cmocka_unit_test(beats_the_baselines_on_diginetica),
         cmocka_unit_test(sweeps_improve_the_model_on_diginetica),
