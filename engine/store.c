@@ -1535,7 +1535,7 @@ static int timer_check(struct vs__store *st, int32_t partition, const char *user
 int vs__store_timer_set(struct vs__store *st, int32_t partition, int64_t fire_ts,
                         const char *user_id, uint8_t op, uint32_t tag)
 {
-    size_t ulen;
+    size_t ulen = 0;
     int rc = timer_check(st, partition, user_id, &ulen);
     if (rc != 0) {
         return rc;
@@ -1556,7 +1556,7 @@ int vs__store_timer_set(struct vs__store *st, int32_t partition, int64_t fire_ts
 int vs__store_timer_cancel(struct vs__store *st, int32_t partition, int64_t fire_ts,
                            const char *user_id, uint8_t op, uint32_t tag)
 {
-    size_t ulen;
+    size_t ulen = 0;
     int rc = timer_check(st, partition, user_id, &ulen);
     if (rc != 0) {
         return rc;
