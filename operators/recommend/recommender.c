@@ -1171,20 +1171,67 @@ static int32_t count_range(const float *model, const float *ps, const float *sc,
     return n;
 }
 
-/* How many eligible items rank before target, whose score is th: those above it, and those
- * before it in the catalogue that are equal (the selection's order). Counts in blocks and stops
- * once it reaches enough. */
-static int32_t count_better(const float *model, const float *ps, const float *sc, float a, float b,
-                            float th, int32_t target, int32_t count, int32_t enough)
+/* The largest element of x[i, end). */
+static float range_max(const float *x, int32_t i, int32_t end)
 {
-    int32_t better = 0;
-    for (int32_t i0 = 0; i0 < count && better < enough; i0 += 2048) {
-        int32_t i1 = count - i0 < 2048 ? count : i0 + 2048;
-        int32_t mid = target < i0 ? i0 : target > i1 ? i1 : target;
-        better += count_range(model, ps, sc, a, b, th, i0, mid, 1);
-        better += count_range(model, ps, sc, a, b, th, mid == target ? mid + 1 : mid, i1, 0);
+    typedef int32_t v4si __attribute__((vector_size(16)));
+    vs__v4sf m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (; i + 4 <= end; i += 4) {
+        vs__v4sf v = vs__ld4f(x + i);
+        v4si gt = v > m;
+        m = (vs__v4sf)(((v4si)v & gt) | ((v4si)m & ~gt));
     }
-    return better;
+    float best = m[0] > m[1] ? m[0] : m[1];
+    best = best > m[2] ? best : m[2];
+    best = best > m[3] ? best : m[3];
+    for (; i < end; i++) {
+        best = x[i] > best ? x[i] : best;
+    }
+    return best;
+}
+
+/*
+ * The blend's test count (recommender.h). The catalogue is taken in slices of 256 items, with the
+ * largest model and popularity scores of each: no item of a slice can score more than a[c] * that
+ * model maximum + b[c] * that popularity maximum (rounding is monotonic, and the weights are not
+ * negative), so a slice whose bound is below th[c] is skipped for that mix without changing its
+ * count. A target that ranks high, the one that needs a full count, is above most slices.
+ */
+void vs_rec_count_better(const float *model, const float *ps, const float *sc, const float *a,
+                         const float *b, const float *th, int nmix, int32_t target, int32_t count,
+                         int32_t enough, int32_t *better)
+{
+    enum { SLICE = 256, SLICES = 8 };
+    int active = 0;
+    for (int c = 0; c < nmix; c++) {
+        better[c] = 0;
+        active += enough > 0;
+    }
+    for (int32_t i0 = 0; i0 < count && active > 0; i0 += SLICE * SLICES) {
+        float bm[SLICES], bp[SLICES];
+        int32_t s0[SLICES + 1];
+        int ns = 0;
+        for (int32_t i = i0; i < count && ns < SLICES; i += SLICE, ns++) {
+            int32_t end = count - i < SLICE ? count : i + SLICE;
+            s0[ns] = i;
+            bm[ns] = range_max(model, i, end);
+            bp[ns] = range_max(ps, i, end);
+            s0[ns + 1] = end;
+        }
+        for (int c = 0; c < nmix; c++) {
+            for (int t = 0; t < ns && better[c] < enough; t++) {
+                if (a[c] * bm[t] + b[c] * bp[t] < th[c]) {
+                    continue;
+                }
+                int32_t lo = s0[t], hi = s0[t + 1];
+                int32_t mid = target < lo ? lo : target > hi ? hi : target;
+                better[c] += count_range(model, ps, sc, a[c], b[c], th[c], lo, mid, 1);
+                better[c] += count_range(model, ps, sc, a[c], b[c], th[c],
+                                         mid == target ? mid + 1 : mid, hi, 0);
+                active -= better[c] >= enough;
+            }
+        }
+    }
 }
 
 /*
@@ -1205,12 +1252,18 @@ static void adapt(struct vs_rec *r, int32_t target, float wc, int32_t count)
     }
     float pmax = vs_pop_max(r->pop);
     float lead_m = mix_model[r->lead / 4];
+    float ma[VS_REC_MIXES], mb[VS_REC_MIXES], mth[VS_REC_MIXES];
+    int32_t counted[VS_REC_MIXES];
+    for (int c = 0; c < VS_REC_MIXES; c++) {
+        ma[c] = mix_model[c / 4] / lead_m;
+        mb[c] = pmax > 0 ? r->p.blend_trending * mix_trending[c % 4] / pmax : 0;
+        mth[c] = ma[c] * model[target] + mb[c] * ps[target] + wc * co[target];
+    }
+    vs_rec_count_better(model, ps, sc, ma, mb, mth, VS_REC_MIXES, target, count, 10, counted);
     int32_t best = 0;
     for (int c = 0; c < VS_REC_MIXES; c++) {
-        float a = mix_model[c / 4] / lead_m;
-        float b = pmax > 0 ? r->p.blend_trending * mix_trending[c % 4] / pmax : 0;
-        float th = a * model[target] + b * ps[target] + wc * co[target];
-        int32_t better = count_better(model, ps, sc, a, b, th, target, count, 10);
+        float a = ma[c], b = mb[c], th = mth[c];
+        int32_t better = counted[c];
         /* Co-occurrence only lifts scores: the touched items' correction can only add. */
         for (int32_t t = 0; better < 10 && t < r->n_touched; t++) {
             int32_t i = r->touched[t];

@@ -226,6 +226,17 @@ int vs_rec_in_last_list(const struct vs_rec_customer *cu, int32_t item);
  */
 int vs_rec_select(const float *scores, int32_t count, int n, int32_t *idx);
 
+/*
+ * The count behind the blend's test of its candidate mixes: for each mix c < nmix, how many items
+ * i < count with sc[i] != -infinity rank before target under a[c] * model + b[c] * ps (a[c] and
+ * b[c] >= 0, model and ps finite), whose target scores th[c]: those scoring more, and those
+ * before target that score the same (vs_rec_select's order). Into better[c]; a count that
+ * reaches enough stops there or a little above, and means the same from there on.
+ */
+void vs_rec_count_better(const float *model, const float *ps, const float *sc, const float *a,
+                         const float *b, const float *th, int nmix, int32_t target, int32_t count,
+                         int32_t enough, int32_t *better);
+
 /* The checkpoint key prefixes and the restore of a whole model from stored blobs: get(key)
  * returns 0 with a malloc'd blob, VS_ENOTFOUND, or an error. Used by the operator's init. */
 typedef int (*vs_rec_get_fn)(void *arg, const char *key, void **val, size_t *len);

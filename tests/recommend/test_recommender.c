@@ -150,6 +150,77 @@ static void select_matches_sort_on_shapes(void **state)
     free(scores);
 }
 
+/* The blend's test count, slices skipped by their bounds, against a plain count over every item:
+ * catalogues around the slice sizes, scores with many ties (equal to the target's too), negative
+ * model scores, excluded items, a zero popularity weight, and counts stopped early or not. */
+static void count_better_matches_a_plain_count(void **state)
+{
+    uint64_t s = 2024;
+    int32_t sizes[] = {1, 3, 255, 256, 257, 2047, 2048, 2049, 5000, 70001};
+    float *model = malloc(sizeof(float) * 70001), *ps = malloc(sizeof(float) * 70001);
+    float *sc = malloc(sizeof(float) * 70001);
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        int32_t n = sizes[z];
+        for (int shape = 0; shape < 4; shape++) {
+            for (int32_t i = 0; i < n; i++) {
+                switch (shape) {
+                case 0: /* few distinct values: ties everywhere */
+                    model[i] = (float)((int)(rnd(&s) % 5) - 2) * 0.25f;
+                    ps[i] = (float)(rnd(&s) % 3);
+                    break;
+                case 1: /* all equal: the order alone decides */
+                    model[i] = 0.5f;
+                    ps[i] = 1.0f;
+                    break;
+                case 2: /* a few high scores over a low tail, as on a real catalogue */
+                    model[i] = rnd(&s) % 301 == 0 ? 1.0f + (float)(rnd(&s) % 100) / 100.0f
+                                                  : -(float)(rnd(&s) % 1000) / 1000.0f;
+                    ps[i] = rnd(&s) % 53 == 0 ? (float)(rnd(&s) % 50) : 0.0f;
+                    break;
+                default: /* random */
+                    model[i] = (float)(rnd(&s) % 2000001) / 1e6f - 1.0f;
+                    ps[i] = (float)(rnd(&s) % 1000) / 10.0f;
+                    break;
+                }
+                sc[i] = rnd(&s) % 7 == 0 ? -INFINITY : 0.0f;
+            }
+            for (int round = 0; round < 20; round++) {
+                enum { MIXES = 6 };
+                float a[MIXES], b[MIXES], th[MIXES];
+                int32_t target = (int32_t)(rnd(&s) % (uint64_t)n);
+                for (int c = 0; c < MIXES; c++) {
+                    a[c] = (float)(1 + rnd(&s) % 40) / 8.0f;
+                    b[c] = c == 0 ? 0.0f : (float)(rnd(&s) % 400) / 1000.0f;
+                    th[c] = a[c] * model[target] + b[c] * ps[target];
+                    if (round % 4 == 3) {
+                        th[c] += (float)((int)(rnd(&s) % 200) - 100) / 100.0f;
+                    }
+                }
+                int32_t enough = round % 2 ? 10 : n + 1;
+                int32_t got[MIXES];
+                vs_rec_count_better(model, ps, sc, a, b, th, MIXES, target, n, enough, got);
+                for (int c = 0; c < MIXES; c++) {
+                    int32_t want = 0;
+                    for (int32_t i = 0; i < n; i++) {
+                        float v = a[c] * model[i] + b[c] * ps[i];
+                        if (i != target && sc[i] != -INFINITY) {
+                            want += i < target ? v >= th[c] : v > th[c];
+                        }
+                    }
+                    if (want < enough) {
+                        assert_int_equal(got[c], want);
+                    } else {
+                        assert_true(got[c] >= enough);
+                    }
+                }
+            }
+        }
+    }
+    free(model);
+    free(ps);
+    free(sc);
+}
+
 /* A small shop: 200 items, 60 customers with random histories. */
 static void fill_shop(struct vs_rec *r, struct vs_rec_customer *cust, int n_cust, uint64_t seed)
 {
@@ -1071,6 +1142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(select_matches_sort),
         cmocka_unit_test(select_matches_sort_on_shapes),
+        cmocka_unit_test(count_better_matches_a_plain_count),
         cmocka_unit_test(top_excludes_and_matches_brute_force),
         cmocka_unit_test(model_beats_popularity_on_planted_taste),
         cmocka_unit_test(adapt_follows_the_signal_that_predicts),
