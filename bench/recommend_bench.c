@@ -25,6 +25,8 @@
  *                         120k items)
  *   session_log_200k      the evaluation on bench/session_log.py's Diginetica-shaped session log
  *                         (200k views over a catalogue of 123k items)
+ *   session_log_hard_200k the same with fewer related items and flatter categories (arguments
+ *                         0.15 0.55 0.15 0.6), hit rates near the real sample's
  *   movielens             the evaluation on MovieLens' u.data when the environment variable
  *                         VS_MOVIELENS names the file (null otherwise)
  *
@@ -298,9 +300,11 @@ static void eval_json(const char *cmd, char *out, size_t cap)
     }
 }
 
-/* `valuestream eval recommend` on the log that `python3 bench/SCRIPT ARGS` writes (script and
- * arguments in gen), in format: its JSON line, or "null" if the log could not be written. */
-static void generated_log_eval(const char *gen, const char *format, char *out, size_t cap)
+/* `valuestream eval recommend` on the log that `python3 bench/SCRIPT ARGS FILE MORE` writes
+ * (script and arguments in gen, what follows the file in more), in format: its JSON line, or
+ * "null" if the log could not be written. */
+static void generated_log_eval(const char *gen, const char *more, const char *format, char *out,
+                               size_t cap)
 {
     char path[] = "/tmp/vs-recommend-log-XXXXXX", cmd[512];
     snprintf(out, cap, "null");
@@ -309,7 +313,7 @@ static void generated_log_eval(const char *gen, const char *format, char *out, s
         return;
     }
     close(fd);
-    snprintf(cmd, sizeof(cmd), "python3 bench/%s %s", gen, path);
+    snprintf(cmd, sizeof(cmd), "python3 bench/%s %s %s", gen, path, more);
     if (system(cmd) == 0) {
         snprintf(cmd, sizeof(cmd), "%s eval recommend --input %s --format %s", VS_BIN, path,
                  format);
@@ -564,9 +568,11 @@ int main(int argc, char **argv)
      * popularity is the strongest baseline; a session log shaped like the full Diginetica log
      * (bench/session_log.py), with a catalogue of its size; and MovieLens' u.data when
      * VS_MOVIELENS names it (the data is not in ../shared/data: "movielens" is null without it). */
-    char skew[4096], sess[4096], ml[4096];
-    generated_log_eval("skewed_log.py 200000 120000", "csv", skew, sizeof(skew));
-    generated_log_eval("session_log.py 200000 123000", "diginetica", sess, sizeof(sess));
+    char skew[4096], sess[4096], hard[4096], ml[4096];
+    generated_log_eval("skewed_log.py 200000 120000", "", "csv", skew, sizeof(skew));
+    generated_log_eval("session_log.py 200000 123000", "", "diginetica", sess, sizeof(sess));
+    generated_log_eval("session_log.py 200000 123000", "0.15 0.55 0.15 0.6", "diginetica", hard,
+                       sizeof(hard));
     const char *ml_path = getenv("VS_MOVIELENS");
     snprintf(ml, sizeof(ml), "null");
     if (ml_path && *ml_path) {
@@ -597,13 +603,14 @@ int main(int argc, char **argv)
              "\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"als_sweeps_daily\":{\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}},"
-             "\"skewed_log_200k\":%s,\"session_log_200k\":%s,\"movielens\":%s}",
+             "\"skewed_log_200k\":%s,\"session_log_200k\":%s,\"session_log_hard_200k\":%s,"
+             "\"movielens\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, sposv_us,
              potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us, scores1_us, scores2_us,
              (long long)vs_rec_stats(rec).rejected, (long long)st.events, st.us_per_event,
              st.learn_us, st.adapt_us, st.top_us_per_list, st.lists_per_event,
              (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als,
-             skew, sess, ml);
+             skew, sess, hard, ml);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");

@@ -2,7 +2,8 @@
 """A session log shaped like Diginetica, at any size, in the `diginetica` format of
 `valuestream eval recommend`.
 
-    python3 bench/session_log.py VIEWS ITEMS OUT    (e.g. 1235000 123000 /tmp/sessions.csv)
+    python3 bench/session_log.py VIEWS ITEMS OUT [RELATED CATEGORY REPEAT SKEW]
+        (e.g. 1235000 123000 /tmp/sessions.csv, or 1235000 123000 /tmp/hard.csv 0.15 0.55 0.15 0.6)
 
 The full Diginetica log (1.2M views, 310k sessions, 123k items) is what the sample in
 ../shared/data/diginetica is cut from. This log has roughly its shape, so that the recommender
@@ -17,6 +18,10 @@ item of the category by popularity (35 %), the current item again (10 %), or an 
 whole catalogue by popularity (15 %), whose category the session then browses. Browsing in a
 category makes co-occurrence the strongest baseline and recent popularity weak, as on the
 sample. Seeded: the same arguments give the same file.
+
+RELATED, CATEGORY, REPEAT and SKEW replace the 40 %, 35 % and 10 % and the in-category
+exponent 1. With 0.15 0.55 0.15 0.6 (fewer related items, flatter categories), the hit rates
+come down to about the real sample's (HR@10 near 0.05).
 """
 import bisect
 import random
@@ -36,9 +41,16 @@ def draw(rng, cum):
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: session_log.py VIEWS ITEMS OUT")
+    if len(sys.argv) not in (4, 8):
+        sys.exit("usage: session_log.py VIEWS ITEMS OUT [RELATED CATEGORY REPEAT SKEW]")
     n_views, n_items, out_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    related_p, category_p, repeat_p, skew = 0.40, 0.35, 0.10, 1.0
+    if len(sys.argv) == 8:
+        related_p, category_p, repeat_p, skew = (float(a) for a in sys.argv[4:8])
+        shares = (related_p, category_p, repeat_p)
+        if min(shares) < 0 or sum(shares) > 1 or skew < 0:
+            sys.exit("session_log.py: RELATED, CATEGORY and REPEAT must be shares adding up to "
+                     "1 at most (the whole catalogue takes the rest); SKEW must be >= 0")
     rng = random.Random(11)
     # Categories of Zipf-distributed sizes, about 120 items each on average.
     n_cats = max(1, n_items // 120)
@@ -58,7 +70,7 @@ def main():
     for _, size in cats:
         acc += size
         cat_cum.append(acc)
-    in_cat = {size: zipf_cum(size, 1.0) for size in set(s for _, s in cats)}
+    in_cat = {size: zipf_cum(size, skew) for size in set(s for _, s in cats)}
     # A global popularity: a random permutation of a Zipf ranking.
     global_cum = zipf_cum(n_items, 0.9)
     rank_item = list(range(n_items))
@@ -102,11 +114,11 @@ def main():
                 n += 1
                 tf += rng.randint(5000, 120000)
                 u = rng.random()
-                if u < 0.40:
+                if u < related_p:
                     cur = rng.choice(related_of(cur))
-                elif u < 0.75:
+                elif u < related_p + category_p:
                     cur = first + draw(rng, in_cat[size])
-                elif u < 0.85:
+                elif u < related_p + category_p + repeat_p:
                     pass
                 else:
                     cur = rank_item[draw(rng, global_cum)]
