@@ -27,6 +27,9 @@
  *                         (200k views over a catalogue of 123k items)
  *   session_log_hard_200k the same with fewer related items and flatter categories (arguments
  *                         0.15 0.55 0.15 0.6), hit rates near the real sample's
+ *   sparse_log            the evaluation on bench/sparse_log.py's review-like log (80k customers
+ *                         with 2.5 interactions each over 30k items, TASTE 0.1): led by
+ *                         popularity, like skewed_log_200k, but sparse
  *   movielens             the evaluation on MovieLens' u.data when the environment variable
  *                         VS_MOVIELENS names the file (null otherwise)
  *
@@ -568,11 +571,12 @@ int main(int argc, char **argv)
      * popularity is the strongest baseline; a session log shaped like the full Diginetica log
      * (bench/session_log.py), with a catalogue of its size; and MovieLens' u.data when
      * VS_MOVIELENS names it (the data is not in ../shared/data: "movielens" is null without it). */
-    char skew[4096], sess[4096], hard[4096], ml[4096];
+    char skew[4096], sess[4096], hard[4096], sparse[4096], ml[4096];
     generated_log_eval("skewed_log.py 200000 120000", "", "csv", skew, sizeof(skew));
     generated_log_eval("session_log.py 200000 123000", "", "diginetica", sess, sizeof(sess));
     generated_log_eval("session_log.py 200000 123000", "0.15 0.55 0.15 0.6", "diginetica", hard,
                        sizeof(hard));
+    generated_log_eval("sparse_log.py 80000 30000", "0.1", "csv", sparse, sizeof(sparse));
     const char *ml_path = getenv("VS_MOVIELENS");
     snprintf(ml, sizeof(ml), "null");
     if (ml_path && *ml_path) {
@@ -604,13 +608,13 @@ int main(int argc, char **argv)
              "\"als_sweeps_daily\":{\"diginetica\":%s,\"synthetic_shop\":%s,"
              "\"diginetica_model_alone\":{\"without\":%s,\"with\":%s}},"
              "\"skewed_log_200k\":%s,\"session_log_200k\":%s,\"session_log_hard_200k\":%s,"
-             "\"movielens\":%s}",
+             "\"sparse_log\":%s,\"movielens\":%s}",
              n, update_us, update_cpu_us, update_wall_mean, eals_us, exact_us, item_us, sposv_us,
              potf2_us, sweep_ms, top_us, sgemv_us, top_us / sgemv_us, scores1_us, scores2_us,
              (long long)vs_rec_stats(rec).rejected, (long long)st.events, st.us_per_event,
              st.learn_us, st.adapt_us, st.top_us_per_list, st.lists_per_event,
              (unsigned long long)st.hash, dig, syn, dig_als, syn_als, dig_alone, dig_alone_als,
-             skew, sess, hard, ml);
+             skew, sess, hard, sparse, ml);
     fprintf(stderr, "(checksum %g)\n", checksum);
     printf("%s\n", out);
     FILE *f = fopen("bench/results/recommend.json", "w");
