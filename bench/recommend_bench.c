@@ -569,8 +569,10 @@ int main(int argc, char **argv)
 
     /* A log led by popularity (bench/skewed_log.py, 200k views over 120k items), where recent
      * popularity is the strongest baseline; a session log shaped like the full Diginetica log
-     * (bench/session_log.py), with a catalogue of its size; and MovieLens' u.data when
-     * VS_MOVIELENS names it (the data is not in ../shared/data: "movielens" is null without it). */
+     * (bench/session_log.py), with a catalogue of its size, as it is and with hit rates near the
+     * real sample's; a sparse, review-like log led by popularity (bench/sparse_log.py); and
+     * MovieLens' u.data when VS_MOVIELENS names it (the data is not in ../shared/data:
+     * "movielens" is null without it). */
     char skew[4096], sess[4096], hard[4096], sparse[4096], ml[4096];
     generated_log_eval("skewed_log.py 200000 120000", "", "csv", skew, sizeof(skew));
     generated_log_eval("session_log.py 200000 123000", "", "diginetica", sess, sizeof(sess));
